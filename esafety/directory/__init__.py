@@ -1,0 +1,1 @@
+"""The directory: schools, people, groups, roster import and the access register."""

@@ -1,0 +1,40 @@
+"""Imports every slice's tables so that the metadata (and Alembic) sees them all."""
+
+from esafety.audit import AuditEntry, AuditHead
+from esafety.directory.model import (
+    AccessGrant,
+    Closure,
+    Group,
+    GroupMembership,
+    ParentLink,
+    Person,
+    PersonRole,
+    PupilFlag,
+    RosterImport,
+    School,
+    TechnologyRestriction,
+    Term,
+)
+from esafety.security.model import Account, ApiToken, PasswordHistory, RecoveryCode, WebSession
+
+__all__ = [
+    "AccessGrant",
+    "Account",
+    "ApiToken",
+    "AuditEntry",
+    "AuditHead",
+    "Closure",
+    "Group",
+    "GroupMembership",
+    "ParentLink",
+    "PasswordHistory",
+    "Person",
+    "PersonRole",
+    "PupilFlag",
+    "RecoveryCode",
+    "RosterImport",
+    "School",
+    "TechnologyRestriction",
+    "Term",
+    "WebSession",
+]

@@ -1,0 +1,1 @@
+"""Accounts and security: passwords, two-step sign-in, sessions, tokens, roles and permissions."""

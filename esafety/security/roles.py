@@ -1,0 +1,150 @@
+"""Roles, permissions, and the one table that maps each permission to the roles allowed.
+
+Every route and every service action names one :class:`Permission`; ``allowed()`` is the
+only check. The role × route tests are generated from this table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from enum import StrEnum
+
+__all__ = [
+    "PERMISSIONS",
+    "STAFF_ROLES",
+    "TWO_STEP_ROLES",
+    "Permission",
+    "Role",
+    "allowed",
+    "roles_allowed",
+]
+
+
+class Role(StrEnum):
+    PUPIL = "pupil"
+    PARENT = "parent"
+    TEACHER = "teacher"
+    TEACHING_ASSISTANT = "teaching_assistant"
+    VOLUNTEER = "volunteer"
+    VISITOR = "visitor"
+    GOVERNOR = "governor"
+    TECHNICIAN = "technician"
+    OFFICE = "office"
+    ONLINE_SAFETY_LEAD = "online_safety_lead"
+    DEPUTY_DSL = "deputy_dsl"
+    DSL = "dsl"
+    HEADTEACHER = "headteacher"
+    CHAIR_OF_GOVERNORS = "chair_of_governors"
+    #: Trust or installation administrator: manages the installation, reads no safeguarding record.
+    ADMIN = "admin"
+
+    @property
+    def label(self) -> str:
+        return _LABELS.get(self, self.value.replace("_", " ").capitalize())
+
+
+_LABELS = {
+    Role.DSL: "Designated safeguarding lead",
+    Role.DEPUTY_DSL: "Deputy DSL",
+    Role.ONLINE_SAFETY_LEAD: "Online safety lead",
+    Role.TEACHING_ASSISTANT: "Teaching assistant",
+    Role.CHAIR_OF_GOVERNORS: "Chair of governors",
+    Role.OFFICE: "School office",
+    Role.ADMIN: "Administrator",
+    Role.TECHNICIAN: "IT technician",
+}
+
+#: Roles that can read safeguarding records or run the installation: two-step sign-in
+#: is required (000 §4.1 "two step secure log-in").
+TWO_STEP_ROLES = frozenset(
+    {
+        Role.ONLINE_SAFETY_LEAD,
+        Role.DEPUTY_DSL,
+        Role.DSL,
+        Role.HEADTEACHER,
+        Role.CHAIR_OF_GOVERNORS,
+        Role.ADMIN,
+    }
+)
+
+STAFF_ROLES = frozenset(
+    {
+        Role.TEACHER,
+        Role.TEACHING_ASSISTANT,
+        Role.TECHNICIAN,
+        Role.OFFICE,
+        Role.ONLINE_SAFETY_LEAD,
+        Role.DEPUTY_DSL,
+        Role.DSL,
+        Role.HEADTEACHER,
+    }
+)
+
+_SAFEGUARDING_LEADS = frozenset({Role.DSL, Role.DEPUTY_DSL, Role.HEADTEACHER})
+_EVERYONE = frozenset(Role)
+_ADULTS = _EVERYONE - {Role.PUPIL}
+
+
+class Permission(StrEnum):
+    #: Anyone, signed in or not (sign-in page, health check, static files).
+    PUBLIC = "public"
+    #: Any signed-in person: their home page, their own account.
+    SIGNED_IN = "signed_in"
+    VIEW_DIRECTORY = "view_directory"
+    MANAGE_DIRECTORY = "manage_directory"
+    IMPORT_ROSTER = "import_roster"
+    VIEW_PUPIL_FLAGS = "view_pupil_flags"
+    MANAGE_PUPIL_FLAGS = "manage_pupil_flags"
+    VIEW_TECHNOLOGY_RESTRICTIONS = "view_technology_restrictions"
+    MANAGE_TECHNOLOGY_RESTRICTIONS = "manage_technology_restrictions"
+    VIEW_ACCESS_REGISTER = "view_access_register"
+    MANAGE_ACCESS_REGISTER = "manage_access_register"
+    VIEW_CALENDAR = "view_calendar"
+    MANAGE_CALENDAR = "manage_calendar"
+    RESET_PUPIL_PASSWORDS = "reset_pupil_passwords"
+    MANAGE_ACCOUNTS = "manage_accounts"
+    VIEW_AUDIT = "view_audit"
+    MANAGE_OWN_TOKENS = "manage_own_tokens"
+
+
+PERMISSIONS: dict[Permission, frozenset[Role]] = {
+    Permission.PUBLIC: _EVERYONE,
+    Permission.SIGNED_IN: _EVERYONE,
+    Permission.VIEW_DIRECTORY: STAFF_ROLES | {Role.ADMIN},
+    Permission.MANAGE_DIRECTORY: frozenset({Role.OFFICE, Role.HEADTEACHER, Role.ADMIN}),
+    Permission.IMPORT_ROSTER: frozenset({Role.OFFICE, Role.ADMIN}),
+    Permission.VIEW_PUPIL_FLAGS: _SAFEGUARDING_LEADS,
+    Permission.MANAGE_PUPIL_FLAGS: frozenset({Role.DSL, Role.DEPUTY_DSL}),
+    # 000 §4.5: the list of children who may not use technology is visible to all staff.
+    Permission.VIEW_TECHNOLOGY_RESTRICTIONS: STAFF_ROLES | {Role.VOLUNTEER},
+    Permission.MANAGE_TECHNOLOGY_RESTRICTIONS: _SAFEGUARDING_LEADS | {Role.ONLINE_SAFETY_LEAD},
+    Permission.VIEW_ACCESS_REGISTER: frozenset(
+        {Role.TECHNICIAN, Role.ONLINE_SAFETY_LEAD, Role.HEADTEACHER, Role.DSL, Role.ADMIN}
+    ),
+    Permission.MANAGE_ACCESS_REGISTER: frozenset(
+        {Role.TECHNICIAN, Role.ONLINE_SAFETY_LEAD, Role.ADMIN}
+    ),
+    Permission.VIEW_CALENDAR: _ADULTS - {Role.PARENT, Role.VISITOR},
+    Permission.MANAGE_CALENDAR: frozenset({Role.OFFICE, Role.HEADTEACHER, Role.ADMIN}),
+    Permission.RESET_PUPIL_PASSWORDS: frozenset(
+        {Role.TEACHER, Role.TEACHING_ASSISTANT, Role.TECHNICIAN, Role.ADMIN}
+    ),
+    Permission.MANAGE_ACCOUNTS: frozenset({Role.TECHNICIAN, Role.ADMIN}),
+    Permission.VIEW_AUDIT: frozenset(
+        {Role.HEADTEACHER, Role.DSL, Role.ADMIN, Role.CHAIR_OF_GOVERNORS}
+    ),
+    Permission.MANAGE_OWN_TOKENS: STAFF_ROLES | {Role.ADMIN},
+}
+
+
+def roles_allowed(permission: Permission) -> frozenset[Role]:
+    return PERMISSIONS[permission]
+
+
+def allowed(roles: Iterable[str], permission: Permission) -> bool:
+    permitted = PERMISSIONS[permission]
+    return any(role in permitted for role in roles)
+
+
+def needs_two_step(roles: Iterable[str]) -> bool:
+    return any(role in TWO_STEP_ROLES for role in roles)

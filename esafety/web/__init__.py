@@ -1,0 +1,1 @@
+"""The web app: pages for people and the JSON API under /api/v1."""
