@@ -1,0 +1,1 @@
+"""Roster import: OneRoster 1.1 CSV and plain MIS CSV exports."""
