@@ -207,9 +207,14 @@ def _row_values(obj: Base, *, only: Iterable[str] | None = None) -> dict[str, An
 
 
 def _object_id(obj: Base) -> str | None:
-    identity = inspect(obj).identity
+    state = inspect(obj)
+    identity = state.identity
     if not identity:
-        return None
+        # A row inserted by this flush has no identity key until the flush ends, but its
+        # primary key is already set.
+        identity = tuple(state.mapper.primary_key_from_instance(obj))
+        if any(part is None for part in identity):
+            return None
     return ":".join(str(part) for part in identity)
 
 

@@ -15,6 +15,7 @@ from esafety.directory.model import (
     TechnologyRestriction,
     Term,
 )
+from esafety.scheduler import ScheduledJob
 from esafety.security.model import Account, ApiToken, PasswordHistory, RecoveryCode, WebSession
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "PupilFlag",
     "RecoveryCode",
     "RosterImport",
+    "ScheduledJob",
     "School",
     "TechnologyRestriction",
     "Term",

@@ -103,8 +103,7 @@ def settings(tmp_path: Path, database_url: str | None) -> Settings:
 
 @pytest.fixture
 def inst(settings: Settings) -> Iterator[Installation]:
-    installation = Installation(settings)
-    installation.upgrade()
+    installation = Installation(settings)  # the template database is already upgraded
     yield installation
     installation.close()
 

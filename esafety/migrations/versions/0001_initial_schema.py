@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 07:11:50.650058
+Create Date: 2026-11-23 07:18:17.678353
 """
 
 from collections.abc import Sequence
@@ -183,6 +183,34 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("roster_import", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_roster_import_school_id"), ["school_id"], unique=False)
+
+    op.create_table(
+        "scheduled_job",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("kind", sa.String(length=80), nullable=False),
+        sa.Column("key", sa.String(length=200), nullable=True),
+        sa.Column("run_at", esafety.db.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("payload", sa.JSON(), nullable=False),
+        sa.Column("school_id", sa.Integer(), nullable=True),
+        sa.Column("every_s", sa.Integer(), nullable=True),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("last_error", sa.Text(), nullable=True),
+        sa.Column("locked_until", esafety.db.UtcDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", esafety.db.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("last_run_at", esafety.db.UtcDateTime(timezone=True), nullable=True),
+        sa.Column("done_at", esafety.db.UtcDateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["school_id"],
+            ["school.id"],
+            name=op.f("fk_scheduled_job_school_id_school"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_scheduled_job")),
+        sa.UniqueConstraint("key", name=op.f("uq_scheduled_job_key")),
+    )
+    with op.batch_alter_table("scheduled_job", schema=None) as batch_op:
+        batch_op.create_index("ix_scheduled_job_due", ["done_at", "run_at"], unique=False)
+        batch_op.create_index(batch_op.f("ix_scheduled_job_school_id"), ["school_id"], unique=False)
 
     op.create_table(
         "term",
@@ -733,6 +761,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_term_school_id"))
 
     op.drop_table("term")
+    with op.batch_alter_table("scheduled_job", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_scheduled_job_school_id"))
+        batch_op.drop_index("ix_scheduled_job_due")
+
+    op.drop_table("scheduled_job")
     with op.batch_alter_table("roster_import", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_roster_import_school_id"))
 

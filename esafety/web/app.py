@@ -1,0 +1,66 @@
+"""The web app: each slice's pages and ``/api/v1`` routes, behind one permission check.
+
+Each slice exposes ``router: APIRouter`` in its ``web.py``; they are included here. Pages
+live at plain paths (``/people``), JSON under ``/api/v1/…``; the OpenAPI document at
+``/api/v1/openapi.json`` describes the JSON routes only.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from pathlib import Path
+
+from fastapi import APIRouter, FastAPI
+from fastapi.routing import APIRoute
+from fastapi.staticfiles import StaticFiles
+
+import esafety
+from esafety.installation import Installation
+from esafety.web.errors import LastResortMiddleware, install_error_handlers
+from esafety.web.security_headers import SecurityHeadersMiddleware
+
+__all__ = ["SLICE_ROUTERS", "create_app"]
+
+STATIC = Path(__file__).parent / "static"
+
+#: Modules whose ``router`` is included, in this order; a slice not written yet is skipped.
+SLICE_ROUTERS = (
+    "esafety.web.home",
+    "esafety.security.web",
+    "esafety.directory.web",
+)
+
+
+def _routers() -> list[APIRouter]:
+    routers = []
+    for name in SLICE_ROUTERS:
+        if importlib.util.find_spec(name) is None:
+            continue
+        module = importlib.import_module(name)
+        routers.append(module.router)
+    return routers
+
+
+def create_app(inst: Installation) -> FastAPI:
+    app = FastAPI(
+        title="esafety",
+        version=getattr(esafety, "__version__", "0"),
+        description="The JSON API of esafety. Authenticate with a session cookie or "
+        "`Authorization: Bearer <token>` (`esafety users token create USERNAME --name LABEL`).",
+        openapi_url="/api/v1/openapi.json",
+        # The interactive docs pages load third-party scripts; the document is enough.
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.inst = inst
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    for router in _routers():
+        for route in router.routes:  # the OpenAPI document describes the JSON API only
+            if isinstance(route, APIRoute) and not route.path.startswith("/api/"):
+                route.include_in_schema = False
+        app.include_router(router)
+    install_error_handlers(app)
+    app.add_middleware(LastResortMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware)
+    return app
