@@ -28,7 +28,7 @@ from typing import Any
 
 from sqlalchemy import JSON, Integer, String, Text, event, insert, inspect, select, update
 from sqlalchemy.engine import Connection
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column, object_session
 from sqlalchemy.orm.attributes import get_history
 
 from esafety.db import Base, utcnow
@@ -124,29 +124,29 @@ def plain(value: Any) -> Any:
     return str(value)
 
 
+_HASHED = (
+    "seq", "at", "school_id", "actor", "actor_id", "address", "action",
+    "object_type", "object_id", "before", "after", "reason", "prev_hash",
+)  # fmt: skip
+
+
+def _hashed_fields(row: dict[str, Any]) -> dict[str, Any]:
+    fields = {name: row[name] for name in _HASHED}
+    fields["at"] = row["at"].isoformat(timespec="microseconds")
+    return fields
+
+
 def _entry_fields(entry: AuditEntry) -> dict[str, Any]:
-    return {
-        "seq": entry.seq,
-        "at": entry.at.isoformat(timespec="microseconds"),
-        "school_id": entry.school_id,
-        "actor": entry.actor,
-        "actor_id": entry.actor_id,
-        "address": entry.address,
-        "action": entry.action,
-        "object_type": entry.object_type,
-        "object_id": entry.object_id,
-        "before": entry.before,
-        "after": entry.after,
-        "reason": entry.reason,
-        "prev_hash": entry.prev_hash,
-    }
+    return _hashed_fields({name: getattr(entry, name) for name in _HASHED})
+
+
+def _digest(fields: dict[str, Any]) -> str:
+    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def entry_hash(entry: AuditEntry) -> str:
-    canonical = json.dumps(
-        _entry_fields(entry), sort_keys=True, separators=(",", ":"), ensure_ascii=False
-    )
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return _digest(_entry_fields(entry))
 
 
 # -- writing ------------------------------------------------------------------------
@@ -264,7 +264,8 @@ def _changes(session: Session) -> list[_Pending]:
                     after=after,
                 )
             )
-    for obj in session.deleted:
+    # Rows the flush actually deleted, orphans removed through a relationship included.
+    for obj in session.info.pop("audit_deleted", []):
         if isinstance(obj, Base) and obj.__audited__:
             found.append(
                 _Pending(
@@ -276,6 +277,13 @@ def _changes(session: Session) -> list[_Pending]:
                 )
             )
     return found
+
+
+@event.listens_for(Base, "after_delete", propagate=True)
+def _note_delete(_mapper: Any, _connection: Any, target: Base) -> None:
+    session = object_session(target)
+    if session is not None:
+        session.info.setdefault("audit_deleted", []).append(target)
 
 
 @event.listens_for(Session, "after_flush")
@@ -305,6 +313,7 @@ def _audit_after_commit(session: Session) -> None:
 def _audit_after_rollback(session: Session) -> None:
     session.info.pop("audit_new_head", None)
     session.info.pop("audit_pending", None)
+    session.info.pop("audit_deleted", None)
 
 
 @event.listens_for(Base, "load", propagate=True)
@@ -333,25 +342,29 @@ def _append(connection: Connection, session: Session, entries: list[_Pending]) -
         seq, prev = head.seq, head.hash
     rows = []
     now = utcnow()
+    # Plain dicts, not ORM objects: an import may append tens of thousands of entries.
+    who = {
+        "actor": actor.name if actor else "system:unknown",
+        "actor_id": actor.person_id if actor else None,
+        "address": actor.address if actor else None,
+    }
     for pending in entries:
         seq += 1
-        entry = AuditEntry(
-            seq=seq,
-            at=now,
-            school_id=pending.school_id,
-            actor=actor.name if actor else "system:unknown",
-            actor_id=actor.person_id if actor else None,
-            address=actor.address if actor else None,
-            action=pending.action,
-            object_type=pending.object_type,
-            object_id=pending.object_id,
-            before=pending.before,
-            after=pending.after,
-            reason=pending.reason,
-            prev_hash=prev,
-        )
-        prev = entry.hash = entry_hash(entry)
-        rows.append({c.name: getattr(entry, c.key) for c in AuditEntry.__table__.columns})
+        row = {
+            "seq": seq,
+            "at": now,
+            "school_id": pending.school_id,
+            **who,
+            "action": pending.action,
+            "object_type": pending.object_type,
+            "object_id": pending.object_id,
+            "before": pending.before,
+            "after": pending.after,
+            "reason": pending.reason,
+            "prev_hash": prev,
+        }
+        prev = row["hash"] = _digest(_hashed_fields(row))
+        rows.append(row)
     connection.execute(insert(AuditEntry), rows)
     connection.execute(update(AuditHead).where(AuditHead.id == 1).values(seq=seq, hash=prev))
     session.info["audit_new_head"] = (seq, prev)

@@ -5,6 +5,7 @@
     esafety users token revoke USERNAME --name LABEL
     esafety users password set USERNAME [--password-stdin] [--permanent]
     esafety users unlock USERNAME
+    esafety users two-step reset USERNAME [--reason TEXT]   after a lost phone
 
 These act on the server's authority (the ``system:cli`` actor), and are audited.
 """
@@ -24,6 +25,7 @@ __all__ = ["register"]
 
 token_app = typer.Typer(help="Personal API tokens for integrations.", no_args_is_help=True)
 password_app = typer.Typer(help="Set people's passwords.", no_args_is_help=True)
+two_step_app = typer.Typer(help="Two-step sign-in.", no_args_is_help=True)
 
 Username = Annotated[str, typer.Argument(help="The person's username (see `esafety users list`).")]
 Label = Annotated[str, typer.Option("--name", help="What the token is for, e.g. 'timetable sync'.")]
@@ -136,8 +138,40 @@ def unlock(username: Username) -> None:
     print(f"{username} can sign in again.")
 
 
+@two_step_app.command("reset")
+def two_step_reset(
+    username: Username,
+    reason: Annotated[
+        str,
+        typer.Option(
+            "--reason", help="Why, for the audit trail (e.g. 'phone lost; checked in person')."
+        ),
+    ] = "reset on the server's command line",
+) -> None:
+    """Turn off a person's two-step sign-in after a lost phone; their sessions end.
+
+    If their role needs two-step sign-in, they set it up again at their next sign-in.
+    """
+    from esafety.cli import installation
+    from esafety.security import service
+
+    inst = installation()
+    person = service.find_person(inst, username)
+    result = service.reset_two_step(inst, person.id, actor=SYSTEM, reason=reason)
+    then = (
+        " They must set it up again when they next sign in."
+        if result.must_enrol_again
+        else " They can set it up again from their account page."
+    )
+    print(
+        f"Two-step sign-in reset for {result.username}; "
+        f"{result.sessions_ended} session(s) ended.{then}"
+    )
+
+
 def register(app: typer.Typer, users_app: typer.Typer) -> None:
     """Add this slice's commands to the ``users`` group."""
     users_app.add_typer(token_app, name="token")
     users_app.add_typer(password_app, name="password")
+    users_app.add_typer(two_step_app, name="two-step")
     users_app.command("unlock")(unlock)

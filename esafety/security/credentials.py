@@ -7,6 +7,7 @@ other sessions.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -26,11 +27,13 @@ from esafety.security.accounts import (
     security_of,
     token_hash,
 )
-from esafety.security.model import PasswordHistory, WebSession
+from esafety.security.model import Account, PasswordHistory, WebSession
 
 __all__ = [
     "change_own_password",
+    "clear_lockout",
     "set_password",
+    "store_password",
     "unlock_account",
 ]
 
@@ -53,58 +56,83 @@ def set_password(
     own choice, checked against every rule; ``current_password`` is required when given
     from the account page. Other sessions of the person end.
     """
-    now = now or utcnow()
-    ph = passwords.hasher(security_of(inst))
     with inst.db.session(actor) as session:
         person = session.get(Person, person_id)
         if person is None:
             raise NotFound(f"no person with id {person_id}")
-        school = session.get(School, person.school_id)
-        if school is None:  # pragma: no cover
-            raise NotFound(f"school {person.school_id} does not exist")
-        account = account_of(session, person)
-        if current_password is not None and not passwords.verify(
-            ph, account.password_hash, current_password
-        ):
-            raise InvalidInput("Your current password is not right; enter it again.")
-        rules = rules_of(inst, school)
-        history = session.scalars(
-            select(PasswordHistory.password_hash)
-            .where(PasswordHistory.person_id == person.id)
-            .order_by(PasswordHistory.set_at.desc(), PasswordHistory.id.desc())
-        ).all()
-        passwords.check(
-            new_password,
-            passwords.PasswordRules(rules.min_length, 0, 0) if temporary else rules,
-            ph=ph,
-            previous_hashes=history,
-            personal_words=() if temporary else _personal_words(person),
-        )
-        digest = ph.hash(new_password)
-        account.password_hash = digest
-        account.password_changed_at = now
-        account.must_change_password = temporary
-        session.add(
-            PasswordHistory(
-                school_id=person.school_id, person_id=person.id, password_hash=digest, set_at=now
-            )
-        )
-        _prune_history(session, person.id, keep=max(rules.history, 1), known=len(history) + 1)
-        kept = token_hash(keep_session) if keep_session else None
-        for ws in session.scalars(
-            select(WebSession).where(
-                WebSession.person_id == person.id, WebSession.ended_at.is_(None)
-            )
-        ):
-            if ws.token_hash != kept:
-                ws.ended_at = now
-        record(
+        store_password(
+            inst,
             session,
-            "password_reset" if temporary else "password_changed",
-            "account",
-            person.id,
-            school_id=person.school_id,
+            person,
+            new_password,
+            temporary=temporary,
+            current_password=current_password,
+            keep_session=keep_session,
+            now=now or utcnow(),
         )
+
+
+def store_password(
+    inst: Installation,
+    session: Session,
+    person: Person,
+    new_password: str,
+    *,
+    temporary: bool,
+    now: datetime,
+    current_password: str | None = None,
+    keep_session: str | None = None,
+    audit_after: dict[str, Any] | None = None,
+) -> Account:
+    """:func:`set_password` inside the caller's unit of work (a staff reset checks who may
+    first, in the same transaction). Returns the account (made if the person had none)."""
+    ph = passwords.hasher(security_of(inst))
+    school = session.get(School, person.school_id)
+    if school is None:  # pragma: no cover
+        raise NotFound(f"school {person.school_id} does not exist")
+    account = account_of(session, person)
+    if current_password is not None and not passwords.verify(
+        ph, account.password_hash, current_password
+    ):
+        raise InvalidInput("Your current password is not right; enter it again.")
+    rules = rules_of(inst, school)
+    history = session.scalars(
+        select(PasswordHistory.password_hash)
+        .where(PasswordHistory.person_id == person.id)
+        .order_by(PasswordHistory.set_at.desc(), PasswordHistory.id.desc())
+    ).all()
+    passwords.check(
+        new_password,
+        passwords.PasswordRules(rules.min_length, 0, 0) if temporary else rules,
+        ph=ph,
+        previous_hashes=history,
+        personal_words=() if temporary else _personal_words(person),
+    )
+    digest = ph.hash(new_password)
+    account.password_hash = digest
+    account.password_changed_at = now
+    account.must_change_password = temporary
+    session.add(
+        PasswordHistory(
+            school_id=person.school_id, person_id=person.id, password_hash=digest, set_at=now
+        )
+    )
+    _prune_history(session, person.id, keep=max(rules.history, 1), known=len(history) + 1)
+    kept = token_hash(keep_session) if keep_session else None
+    for ws in session.scalars(
+        select(WebSession).where(WebSession.person_id == person.id, WebSession.ended_at.is_(None))
+    ):
+        if ws.token_hash != kept:
+            ws.ended_at = now
+    record(
+        session,
+        "password_reset" if temporary else "password_changed",
+        "account",
+        person.id,
+        school_id=person.school_id,
+        after=audit_after,
+    )
+    return account
 
 
 def _personal_words(person: Person) -> tuple[str, ...]:
@@ -168,7 +196,13 @@ def unlock_account(inst: Installation, username: str, *, actor: Actor) -> None:
         person = person_by_username(session, username)
         if person is None:
             raise NotFound(f"no person with username {username!r}")
-        account = account_of(session, person)
-        account.failed_attempts = 0
-        account.locked_until = None
+        clear_lockout(account_of(session, person))
         record(session, "account_unlocked", "account", person.id, school_id=person.school_id)
+
+
+def clear_lockout(account: Account, now: datetime | None = None) -> bool:
+    """Forget failed attempts and any lockout; True if the account was locked."""
+    was_locked = account.locked_until is not None and (now or utcnow()) < account.locked_until
+    account.failed_attempts = 0
+    account.locked_until = None
+    return was_locked

@@ -103,6 +103,8 @@ class Permission(StrEnum):
     MANAGE_CALENDAR = "manage_calendar"
     RESET_PUPIL_PASSWORDS = "reset_pupil_passwords"
     MANAGE_ACCOUNTS = "manage_accounts"
+    #: Turn off someone's two-step sign-in after a lost phone, so they enrol again.
+    RESET_TWO_STEP = "reset_two_step"
     VIEW_AUDIT = "view_audit"
     MANAGE_OWN_TOKENS = "manage_own_tokens"
 
@@ -130,6 +132,9 @@ PERMISSIONS: dict[Permission, frozenset[Role]] = {
         {Role.TEACHER, Role.TEACHING_ASSISTANT, Role.TECHNICIAN, Role.ADMIN}
     ),
     Permission.MANAGE_ACCOUNTS: frozenset({Role.TECHNICIAN, Role.ADMIN}),
+    # The second step guards safeguarding records; only an administrator may take it away
+    # (000 §4.1 "two step secure log-in").
+    Permission.RESET_TWO_STEP: frozenset({Role.ADMIN}),
     Permission.VIEW_AUDIT: frozenset(
         {Role.HEADTEACHER, Role.DSL, Role.ADMIN, Role.CHAIR_OF_GOVERNORS}
     ),

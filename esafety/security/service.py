@@ -8,6 +8,9 @@ callers (web, CLI, other slices) import one name:
 * :mod:`~esafety.security.twostep`: two-step codes, enrolment, recovery codes.
 * :mod:`~esafety.security.credentials`: set or change a password, clear a lockout.
 * :mod:`~esafety.security.tokens`: personal API tokens.
+* :mod:`~esafety.security.resets`: what staff do for someone else's account (a temporary
+  password, a two-step reset after a lost phone, unlocking); who may, for whom, is
+  :mod:`~esafety.security.reset_rules`.
 * :mod:`~esafety.security.accounts`: the state of a sign-in (:class:`Identity`,
   :class:`Step`) and the helpers the others share.
 
@@ -25,6 +28,16 @@ from esafety.security.accounts import (
     rules_of,
 )
 from esafety.security.credentials import change_own_password, set_password, unlock_account
+from esafety.security.resets import (
+    AccountState,
+    TemporaryPassword,
+    TwoStepReset,
+    Unlocked,
+    account_state,
+    reset_password,
+    reset_two_step,
+    unlock_person,
+)
 from esafety.security.signin import (
     create_session,
     identify_session,
@@ -50,11 +63,16 @@ from esafety.security.twostep import (
 )
 
 __all__ = [
+    "AccountState",
     "Enrolment",
     "Identity",
     "SignedIn",
     "Step",
+    "TemporaryPassword",
     "TokenInfo",
+    "TwoStepReset",
+    "Unlocked",
+    "account_state",
     "authenticate_token",
     "begin_enrolment",
     "change_own_password",
@@ -68,6 +86,8 @@ __all__ = [
     "lock_session",
     "password_rules",
     "replace_recovery_codes",
+    "reset_password",
+    "reset_two_step",
     "revoke_token",
     "revoke_tokens_named",
     "rules_of",
@@ -75,5 +95,6 @@ __all__ = [
     "sign_in",
     "sign_out",
     "unlock_account",
+    "unlock_person",
     "unlock_session",
 ]

@@ -2,7 +2,8 @@
 
 Every step of a sign-in ends by redirecting to ``/sign-in?next=…``, which sends the person
 to whatever is still to do (two-step code, new password, two-step set-up) or, when they
-are fully in, to where they were going. Pages work without JavaScript.
+are fully in, to where they were going. Pages work without JavaScript. Staff actions on
+other people's accounts are in :mod:`esafety.security.resets_web`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from esafety.errors import AuthenticationFailed, InvalidInput, PermissionDenied
 from esafety.security import service
+from esafety.security.resets_web import router as resets_router
 from esafety.security.roles import Permission, needs_two_step
 from esafety.security.service import Identity, Step
 from esafety.web.deps import (
@@ -32,6 +34,8 @@ from esafety.web.pages import render
 __all__ = ["router"]
 
 router = APIRouter()
+# Staff helping with someone else's account: resets and unlocking.
+router.include_router(resets_router)
 
 Public = Depends(require(Permission.PUBLIC))
 

@@ -7,8 +7,11 @@ live at plain paths (``/people``), JSON under ``/api/v1/…``; the OpenAPI docum
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import importlib.util
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 
 from fastapi import APIRouter, FastAPI
@@ -16,6 +19,7 @@ from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 
 import esafety
+from esafety import scheduler
 from esafety.installation import Installation
 from esafety.web.errors import LastResortMiddleware, install_error_handlers
 from esafety.web.security_headers import SecurityHeadersMiddleware
@@ -42,8 +46,22 @@ def _routers() -> list[APIRouter]:
     return routers
 
 
-def create_app(inst: Installation) -> FastAPI:
+def create_app(inst: Installation, *, run_jobs: bool = False) -> FastAPI:
+    """The web app; with ``run_jobs`` it also runs the scheduler's due jobs while it serves."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        runner = asyncio.create_task(scheduler.run_forever(inst)) if run_jobs else None
+        try:
+            yield
+        finally:
+            if runner is not None:
+                runner.cancel()
+                with suppress(asyncio.CancelledError):
+                    await runner
+
     app = FastAPI(
+        lifespan=lifespan,
         title="esafety",
         version=getattr(esafety, "__version__", "0"),
         description="The JSON API of esafety. Authenticate with a session cookie or "

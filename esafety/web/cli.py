@@ -34,7 +34,7 @@ def serve(
         from esafety.demo_cli import print_demo
 
         print_demo(ensure_demo(inst), console)
-    app = create_app(inst)
+    app = create_app(inst, run_jobs=True)
     shown = f"[{host}]" if ":" in host else host
     console.print(
         f"esafety is running at http://{shown}:{port}/  (Ctrl+C stops it)", highlight=False

@@ -220,6 +220,7 @@ _ACTIONS = {
     Permission.MANAGE_CALENDAR: "change the school calendar",
     Permission.RESET_PUPIL_PASSWORDS: "reset pupils' passwords",
     Permission.MANAGE_ACCOUNTS: "manage people's accounts",
+    Permission.RESET_TWO_STEP: "reset someone's two-step sign-in",
     Permission.VIEW_AUDIT: "read the audit trail",
     Permission.MANAGE_OWN_TOKENS: "make or manage API tokens",
 }

@@ -106,6 +106,8 @@ def sections_for(caller: Caller, session: Session, *, available: frozenset[str])
         sections.append(_safeguarding(caller, session))
     if roles & {Role.TEACHER, Role.TEACHING_ASSISTANT}:
         sections.append(_classes(caller, session, link("/people", "See people")))
+    if caller.can(Permission.RESET_PUPIL_PASSWORDS) and caller.can(Permission.VIEW_DIRECTORY):
+        sections.append(_signing_in(caller, link("/people", "Find them in People")))
     if caller.can(Permission.VIEW_TECHNOLOGY_RESTRICTIONS):
         sections.append(
             _no_technology(session, link("/technology-restrictions", "See the full list"))
@@ -204,6 +206,19 @@ def _classes(caller: Caller, session: Session, more: tuple[str, str] | None) -> 
     )
 
 
+def _signing_in(caller: Caller, more: tuple[str, str] | None) -> Section:
+    # Pupils and staff set their passwords at first sign-in or by a staff reset (issue 3).
+    whom = "Someone" if caller.can(Permission.MANAGE_ACCOUNTS) else "A pupil"
+    return Section(
+        "signing_in",
+        f"{whom} cannot sign in?",
+        "Open their page and choose Reset password: you get a temporary password to read "
+        "to them, and they choose their own when they sign in."
+        + (" Unlock a locked-out account from the same page." if whom == "Someone" else ""),
+        link=more,
+    )
+
+
 def _no_technology(session: Session, more: tuple[str, str] | None) -> Section:
     rows = session.execute(
         select(TechnologyRestriction, Person)
@@ -259,8 +274,9 @@ def _school_setup(caller: Caller, session: Session, more: tuple[str, str] | None
     return Section(
         "setup",
         "School set-up",
-        f"Import the roster from your MIS with `esafety roster import FILE --school {slug}`; "
-        "reset a password with `esafety users password set USERNAME`.",
+        f"Import the roster from your MIS with `esafety roster import FILE --school {slug}`. "
+        "Reset a password, unlock an account or reset two-step sign-in after a lost phone "
+        "from the person's page.",
         items=items,
         link=more,
     )

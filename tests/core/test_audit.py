@@ -201,3 +201,19 @@ def test_cli_verify_and_head(inst: Installation, cli) -> None:
     result = cli("audit", "verify")
     assert result.code == 1
     assert "entry 1 was edited" in result.err
+
+
+def test_a_row_removed_through_a_relationship_is_audited(inst: Installation) -> None:
+    from esafety.directory.model import PersonRole
+    from esafety.security.roles import Role
+
+    _school_with_people(inst, 1)
+    with inst.db.session(ACTOR) as session:
+        person = session.scalars(select(Person)).one()
+        person.roles.append(PersonRole(school_id=person.school_id, role=Role.DSL))
+    with inst.db.session(ACTOR) as session:
+        person = session.scalars(select(Person)).one()
+        person.roles.clear()  # delete-orphan: never passes through session.delete()
+    last = _entries(inst)[-1]
+    assert (last.action, last.object_type) == ("delete", "person_role")
+    assert last.before is not None and last.before["role"] == "dsl"

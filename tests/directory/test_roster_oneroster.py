@@ -417,7 +417,9 @@ def test_two_schools_with_the_same_roster_ids_share_nothing(
     assert people(inst, west)["t2"].left_on is None
 
 
-def test_the_number_of_queries_does_not_grow_with_the_roster(inst: Installation, tmp_path: Path) -> None:
+def test_the_number_of_queries_does_not_grow_with_the_roster(
+    inst: Installation, tmp_path: Path
+) -> None:
     """What the school holds is loaded once, not person by person. (On SQLite the ORM inserts
     rows with database-made ids one statement each, as SQLite cannot return them in order
     for a batch; so only reads are counted there, and every statement on PostgreSQL.)"""
@@ -443,3 +445,28 @@ def test_the_number_of_queries_does_not_grow_with_the_roster(inst: Installation,
     finally:
         event.remove(inst.db.engine, "before_cursor_execute", count)
     assert large <= small + 5, f"{small} statements for 60 pupils, {large} for 600"
+
+
+def test_someone_added_by_hand_is_found_by_username(inst: Installation, tmp_path: Path) -> None:
+    from esafety.directory.model import Person
+
+    school_id = new_school(inst)
+    with inst.db.session(SYSTEM, school_id=school_id) as session:
+        dsl = Person(
+            school_id=school_id,
+            kind=PersonKind.STAFF,
+            username="t.teach",
+            legal_first_name="Tara",
+            legal_last_name="Teach",
+        )
+        session.add(dsl)
+        session.flush()
+        session.add(
+            PersonRole(school_id=school_id, person_id=dsl.id, role=Role.DSL, source=Source.MANUAL)
+        )
+        dsl_id = dsl.id
+    result = _import(inst, small_school().write(tmp_path / "roster"))
+    assert (result.added, result.updated) == (9, 1)
+    tara = people(inst, school_id)["t1"]
+    assert tara.id == dsl_id and tara.source is Source.ROSTER
+    assert {r.role for r in tara.roles} == {Role.DSL, Role.TEACHER}

@@ -11,7 +11,8 @@ import pytest
 from esafety.config import RosterSettings
 from esafety.directory.roster.cells import BadValue, parse_date, parse_yes_no
 from esafety.directory.roster.grades import GradeMap
-from esafety.directory.roster.mis import CONTACT_FIELDS, PUPIL_COLUMNS, _split_name
+from esafety.directory.roster.mis import CONTACT_FIELDS, PUPIL_COLUMNS
+from esafety.directory.roster.mis_contacts import split_name
 from esafety.directory.roster.oneroster import ENROLMENT_ROLES, USER_ROLES
 from esafety.directory.roster.problems import Problem, Problems
 from esafety.directory.roster.reading import normalise_header, parse_csv
@@ -116,7 +117,7 @@ def test_the_default_grade_map() -> None:
     ],
 )
 def test_a_contacts_full_name_is_split(name: str, split: tuple[str, str]) -> None:
-    assert _split_name({"name": name}) == split
+    assert split_name({"name": name}) == split
 
 
 def test_a_problem_reads_file_line_column_what_and_fix() -> None:

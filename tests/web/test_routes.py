@@ -5,6 +5,11 @@ go unchecked; the second signs in as a person holding only one role, for every r
 asks every route: 403 where the table forbids it, and never 401, 403 or a 5xx where it
 allows it. API routes are asked again with a bearer token. One app and one set of people
 serve the whole matrix.
+
+Path parameters: ``{person_id}`` is a real pupil of the caller's school (not the caller),
+so routes that act on a person run their own code past the permission check (a pupil is
+the one person every role the table lets through may act on); other ids are 999999, which
+no row has (the route answers 404).
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from esafety.audit import SYSTEM
 from esafety.security import service
 from esafety.security.roles import Permission, Role, allowed
 from esafety.web.deps import SESSION_COOKIE, Requirement, school_session
-from tests.accounts import csrf_from, make_school, session_and_csrf
+from tests.accounts import add_member, csrf_from, make_school, session_and_csrf
 
 SAFE = ("GET", "HEAD", "OPTIONS")
 
@@ -36,8 +41,13 @@ class RouteCase:
 
     @property
     def url(self) -> str:
-        # Any id will do: the permission check runs before the route looks anything up.
-        return re.sub(r"\{[^}]+\}", "999999", self.path)
+        return self.url_with({})
+
+    def url_with(self, ids: dict[str, int]) -> str:
+        """The path with ``ids`` for the parameters named there, 999999 for the rest."""
+        return re.sub(
+            r"\{([^}:]+)(:[^}]*)?\}", lambda m: str(ids.get(m.group(1), 999999)), self.path
+        )
 
     @property
     def api(self) -> bool:
@@ -78,6 +88,15 @@ def test_every_route_declares_its_permission(app):
     assert not unchecked, f"routes without require(Permission...): {unchecked}"
     paths = {c.path for c in cases}
     assert {"/", "/sign-in", "/account", "/api/v1/me"} <= paths
+    # Staff helping with someone else's account (esafety.security.resets_web).
+    assert {
+        "/people/{person_id}/account",
+        "/people/{person_id}/password",
+        "/people/{person_id}/unlock",
+        "/people/{person_id}/two-step/reset",
+        "/api/v1/people/{person_id}/password",
+        "/api/v1/people/{person_id}/two-step/reset",
+    } <= paths
 
 
 def test_school_sessions_commit_before_the_response_is_sent(app):
@@ -91,15 +110,23 @@ def test_school_sessions_commit_before_the_response_is_sent(app):
     assert not wrong, f"use `session: Session = SchoolSession` in: {wrong}"
 
 
-def _ask(client: TestClient, case: RouteCase, *, csrf: str | None, bearer: str | None = None):
+def _ask(
+    client: TestClient,
+    case: RouteCase,
+    *,
+    csrf: str | None,
+    bearer: str | None = None,
+    ids: dict[str, int] | None = None,
+):
     headers = {}
     if bearer:
         headers["Authorization"] = f"Bearer {bearer}"
     if csrf and case.method not in SAFE:
         headers["X-CSRF-Token"] = csrf
+    url = case.url_with(ids or {})
     if case.method in SAFE:
-        return client.request(case.method, case.url, headers=headers)
-    return client.request(case.method, case.url, headers=headers, data={"csrf_token": csrf or ""})
+        return client.request(case.method, url, headers=headers)
+    return client.request(case.method, url, headers=headers, data={"csrf_token": csrf or ""})
 
 
 def _check(response, case: RouteCase, who: str, allowed_here: bool) -> str | None:
@@ -125,6 +152,8 @@ def test_every_role_on_every_route(inst):
 
     app = create_app(inst)
     school = make_school(inst, "matrix", enrol_everyone=True)
+    subject = add_member(inst, school.id, "subject.matrix", [Role.PUPIL])
+    ids = {"person_id": subject.id}
     cases, unchecked = route_cases(app)
     assert not unchecked
     problems: list[str] = []
@@ -137,12 +166,13 @@ def test_every_role_on_every_route(inst):
                 cookie, csrf = session_and_csrf(inst, member)
                 client.cookies.clear()
                 client.cookies.set(SESSION_COOKIE, cookie)
-                problem = _check(_ask(client, case, csrf=csrf), case, role.value, case.allows(role))
+                answer = _ask(client, case, csrf=csrf, ids=ids)
+                problem = _check(answer, case, role.value, case.allows(role))
                 if problem:
                     problems.append(problem)
                 if case.api:
                     client.cookies.clear()
-                    answer = _ask(client, case, csrf=None, bearer=token)
+                    answer = _ask(client, case, csrf=None, bearer=token, ids=ids)
                     problem = _check(answer, case, f"{role.value} (token)", case.allows(role))
                     if problem:
                         problems.append(problem)

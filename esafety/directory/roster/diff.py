@@ -227,16 +227,24 @@ class _PeoplePlanner:
 
     def _match(self, roster_person: RosterPerson, matched: set[int]) -> Person | None:
         person = self.existing.by_sourced_id.get(roster_person.sourced_id)
-        if person is None and roster_person.upn:
+        if person is not None:
+            return person
+        candidates = []
+        if roster_person.upn:
             # Same pupil under another id (an MIS export keyed by UPN, then by admission number).
-            same = self.existing.by_upn.get(roster_person.upn)
+            candidates.append(self.existing.by_upn.get(roster_person.upn))
+        if roster_person.username:
+            # Someone added by hand before the first import (the DSL, say), same username.
+            same = self.existing.by_username.get(roster_person.username)
+            candidates.append(same if same is not None and same.sourced_id is None else None)
+        for same in candidates:
             if (
                 same is not None
                 and same.id not in matched
                 and (same.sourced_id is None or same.sourced_id not in self.snapshot.people)
             ):
-                person = same
-        return person
+                return same
+        return None
 
     def _registration(self, sourced_id: str, person: Person | None) -> dict[str, Any]:
         if sourced_id in self.placements.registration:

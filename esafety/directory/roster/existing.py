@@ -31,6 +31,8 @@ class Existing:
     people: list[Person]
     by_sourced_id: dict[str, Person]
     by_upn: dict[str, Person]
+    #: This school's people by username (lower case).
+    by_username: dict[str, Person]
     groups: list[Group]
     groups_by_sourced_id: dict[str, Group]
     roles: dict[int, dict[Role, PersonRole]]
@@ -79,6 +81,7 @@ def load_existing(session: Session, school_id: int) -> Existing:
         people=people,
         by_sourced_id={p.sourced_id: p for p in people if p.sourced_id},
         by_upn={p.upn: p for p in people if p.upn},
+        by_username={p.username.lower(): p for p in people},
         groups=groups,
         groups_by_sourced_id={g.sourced_id: g for g in groups if g.sourced_id},
         roles=roles,

@@ -8,10 +8,6 @@ docs/roster.md lists them all). Dates are ``DD/MM/YYYY`` or ``YYYY-MM-DD``. Cont
 
 from __future__ import annotations
 
-import hashlib
-import re
-from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import date
 
 from esafety.directory.roster.cells import (
@@ -19,9 +15,14 @@ from esafety.directory.roster.cells import (
     check_length,
     parse_date,
     parse_upn,
-    parse_yes_no,
 )
 from esafety.directory.roster.columns import Sheet
+from esafety.directory.roster.mis_contacts import (
+    CONTACT_FIELDS,
+    CONTACT_PREFIXES,
+    Contacts,
+    contact_columns,
+)
 from esafety.directory.roster.problems import Problems
 from esafety.directory.roster.reading import CsvRow, normalise_header, parse_csv
 from esafety.directory.roster.snapshot import (
@@ -30,7 +31,6 @@ from esafety.directory.roster.snapshot import (
     Mode,
     RosterEnrolment,
     RosterGroup,
-    RosterParentLink,
     RosterPerson,
     RosterSnapshot,
     Where,
@@ -39,7 +39,6 @@ from esafety.directory.years import YearGroup
 from esafety.security.roles import Role
 
 __all__ = [
-    "ASSUMED_RESPONSIBILITY",
     "CONTACT_FIELDS",
     "CONTACT_PREFIXES",
     "PUPIL_COLUMNS",
@@ -84,66 +83,6 @@ _PLAIN_FIRST = ("Forename", "First Name")
 _PLAIN_LAST = ("Surname", "Last Name")
 REQUIRED = ("legal_first_name", "legal_last_name", "date_of_birth", "year", "registration_group")
 
-#: A contact's columns are ``<prefix> <n> <field>``: "Contact 1 Email", "Parent2 Phone".
-CONTACT_PREFIXES = ("contact", "parent", "guardian", "carer")
-CONTACT_FIELDS: dict[str, list[str]] = {
-    "name": ["Name", "Full Name", ""],
-    "title": ["Title"],
-    "first_name": ["Forename", "First Name", "Given Name"],
-    "last_name": ["Surname", "Last Name", "Family Name"],
-    "relationship": [
-        "Relationship",
-        "Relation",
-        "Relationship to Pupil",
-        "Relationship to Student",
-        "Relationship to Child",
-    ],
-    "email": ["Email", "Email Address"],
-    "phone": [
-        "Phone",
-        "Telephone",
-        "Tel",
-        "Mobile",
-        "Mobile Phone",
-        "Home Phone",
-        "Phone Number",
-        "Telephone Number",
-        "Main Phone",
-    ],
-    "parental_responsibility": [
-        "Parental Responsibility",
-        "Has Parental Responsibility",
-        "PR",
-        "Responsibility",
-    ],
-    "id": ["ID", "Contact ID", "Person ID"],
-    "priority": ["Priority", "Contact Priority", "Order"],
-}
-#: With no Parental Responsibility value, these relationships are taken to hold it.
-ASSUMED_RESPONSIBILITY = frozenset(
-    {
-        "mother",
-        "father",
-        "parent",
-        "guardian",
-        "specialguardian",
-        "adoptivemother",
-        "adoptivefather",
-        "adoptiveparent",
-        "stepmother",
-        "stepfather",
-    }
-)
-_TITLES = {"mr", "mrs", "ms", "miss", "mx", "dr", "prof", "rev", "sir", "dame", "lady", "lord"}
-_CONTACT_HEADER = re.compile(rf"^({'|'.join(CONTACT_PREFIXES)})(\d+)(.*)$")
-
-
-@dataclass
-class _ContactColumns:
-    number: int
-    positions: dict[str, int]
-    names: dict[str, str]
-
 
 def read_mis(
     data: bytes,
@@ -163,31 +102,16 @@ def read_mis(
             sheet.take(f"preferred_{part}_name", plain)
     if table.header and not (sheet.has("admission_number") or sheet.has("upn")):
         sheet.missing_column("upn", [*PUPIL_COLUMNS["upn"], *PUPIL_COLUMNS["admission_number"]])
-    reader = _MisReader(sheet, _contact_columns(table.header), delta=delta, today=today)
+    contacts = Contacts(sheet, contact_columns(table.header))
+    reader = _MisReader(sheet, contacts, delta=delta, today=today)
     for row in sheet.rows():
         reader.read_row(row)
     return reader.finish()
 
 
-def _contact_columns(header: list[str]) -> list[_ContactColumns]:
-    fields = {
-        normalise_header(name): key for key, names in CONTACT_FIELDS.items() for name in names
-    }
-    contacts: dict[int, _ContactColumns] = {}
-    for position, name in enumerate(header):
-        match = _CONTACT_HEADER.match(normalise_header(name))
-        if not match or match[3] not in fields:
-            continue  # other contact columns (address, ...) are not kept
-        number, key = int(match[2]), fields[match[3]]
-        contact = contacts.setdefault(number, _ContactColumns(number, {}, {}))
-        contact.positions.setdefault(key, position)
-        contact.names.setdefault(key, name)
-    return [contacts[n] for n in sorted(contacts)]
-
-
 class _MisReader:
     def __init__(
-        self, sheet: Sheet, contacts: list[_ContactColumns], *, delta: bool, today: date | None
+        self, sheet: Sheet, contacts: Contacts, *, delta: bool, today: date | None
     ) -> None:
         self.sheet = sheet
         self.contacts = contacts
@@ -201,7 +125,6 @@ class _MisReader:
         self.lines: dict[str, tuple[int, str]] = {}
         self.upns: dict[str, int] = {}
         self.years: dict[str, set[YearGroup]] = {}
-        self.links: dict[tuple[str, str], RosterParentLink] = {}
 
     def read_row(self, row: CsvRow) -> None:
         sheet = self.sheet
@@ -229,7 +152,7 @@ class _MisReader:
         if sourced_id is None:
             return
         self.lines[sourced_id] = (row.line, group)
-        contacts_fine = self._contacts(row, sourced_id)
+        contacts_fine = self.contacts.read(row, sourced_id)
         if first is None or last is None or year is None or not fine or not contacts_fine:
             self.snapshot.unusable.add(sourced_id)
             return
@@ -350,89 +273,11 @@ class _MisReader:
             return False
         return True
 
-    # -- contacts -------------------------------------------------------------------
-
-    def _contacts(self, row: CsvRow, child_id: str) -> bool:
-        fine = True
-        for columns in self.contacts:
-            values = {key: row.values[pos] for key, pos in columns.positions.items()}
-            if not any(values.values()):
-                continue
-            fine &= self._contact(row, child_id, columns, values)
-        return fine
-
-    def _contact(
-        self, row: CsvRow, child_id: str, columns: _ContactColumns, values: dict[str, str]
-    ) -> bool:
-        sheet, where = self.sheet, Where(self.sheet.file, row.line)
-
-        def bad(key: str, what: str, fix: str) -> bool:
-            sheet.problems.add(
-                sheet.file,
-                row.line,
-                columns.names.get(key, f"Contact {columns.number} {key}"),
-                what,
-                fix,
-            )
-            return False
-
-        first, last = _split_name(values)
-        if not first:
-            key = "name" if "name" in columns.positions else "first_name"
-            return bad(
-                key,
-                "missing required value",
-                "give the contact's name, or leave all of this contact's columns empty",
-            )
-        relationship = (values.get("relationship") or "parent").lower()
-        responsibility = relationship.replace(" ", "").replace("-", "") in ASSUMED_RESPONSIBILITY
-        if values.get("parental_responsibility"):
-            try:
-                responsibility = parse_yes_no(values["parental_responsibility"])
-            except BadValue as exc:
-                return bad("parental_responsibility", exc.what, exc.fix)
-        priority = columns.number
-        if values.get("priority"):
-            if not values["priority"].isdigit():
-                return bad(
-                    "priority",
-                    f"{values['priority']!r} is not a number",
-                    "write 1 for the first contact, 2 for the next",
-                )
-            priority = int(values["priority"])
-        for key, text, kind in (
-            ("name", f"{first} {last}", "name"),
-            ("email", values.get("email", ""), "email"),
-            ("phone", values.get("phone", ""), "phone"),
-            ("relationship", relationship, "relationship"),
-        ):
-            try:
-                check_length(text, kind)
-            except BadValue as exc:
-                return bad(key, exc.what, exc.fix)
-        parent_id = _contact_id(values, first, last, child_id)
-        if parent_id not in self.snapshot.people:
-            self.snapshot.people[parent_id] = RosterPerson(
-                parent_id,
-                Kind.PARENT,
-                Role.PARENT,
-                first,
-                last,
-                where,
-                email=values.get("email") or None,
-                phone=values.get("phone") or None,
-                relationship=relationship,
-                provided=frozenset(k for k in ("email", "phone") if k in columns.positions),
-            )
-        self.links.setdefault(
-            (parent_id, child_id),
-            RosterParentLink(parent_id, child_id, relationship, responsibility, priority, where),
-        )
-        return True
-
     def finish(self) -> RosterSnapshot:
         snapshot = self.snapshot
-        snapshot.parent_links = list(self.links.values())
+        for sourced_id, parent in self.contacts.people.items():
+            snapshot.people.setdefault(sourced_id, parent)
+        snapshot.parent_links = list(self.contacts.links.values())
         for name, years in self.years.items():
             if len(years) == 1:  # a mixed-age class has no single year group
                 snapshot.groups[name].year_group = next(iter(years))
@@ -442,37 +287,3 @@ class _MisReader:
 def _preferred(name: str, legal: str) -> str | None:
     """A preferred name only where it differs from the legal one."""
     return name if name and name != legal else None
-
-
-def _split_name(values: Mapping[str, str]) -> tuple[str, str]:
-    """First and last name from Forename/Surname columns, or from one Name column:
-    "Mrs Jane Smith" → Jane, Smith; "Smith, Jane" → Jane, Smith."""
-    if values.get("first_name") or values.get("last_name"):
-        return values.get("first_name", ""), values.get("last_name", "")
-    full = values.get("name", "").strip()
-    if "," in full:
-        last, _, first = full.partition(",")
-        return first.strip(), last.strip()
-    words = full.split()
-    if len(words) > 1 and words[0].lower().rstrip(".") in _TITLES:
-        words = words[1:]
-    if len(words) == 1:
-        return words[0], ""
-    return " ".join(words[:-1]), words[-1] if words else ""
-
-
-def _contact_id(values: Mapping[str, str], first: str, last: str, child_id: str) -> str:
-    """A contact's id: the MIS's own, else their email, else name and phone (so brothers
-    and sisters share one parent), else name and child."""
-    if values.get("id"):
-        key = f"id:{values['id']}"
-    elif values.get("email"):
-        key = f"email:{values['email'].lower()}"
-    elif values.get("phone"):
-        key = f"name:{first.lower()} {last.lower()}:{re.sub(r'[^0-9+]', '', values['phone'])}"
-    else:
-        key = f"name:{first.lower()} {last.lower()}:child:{child_id}"
-    sourced_id = f"contact:{key}"
-    if len(sourced_id) > 120:
-        sourced_id = f"contact:sha1:{hashlib.sha1(key.encode()).hexdigest()}"  # noqa: S324 - an id, not security
-    return sourced_id

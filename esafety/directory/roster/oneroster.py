@@ -12,11 +12,11 @@ from collections import Counter
 from collections.abc import Mapping
 from datetime import date
 
-from esafety.directory.roster.cells import (
-    BadValue,
-    check_length,
-)
+from esafety.directory.roster.cells import BadValue, check_length
 from esafety.directory.roster.grades import GradeMap
+from esafety.directory.roster.manifest import FILES, read_manifest
+from esafety.directory.roster.oneroster_rows import RowReader, fields
+from esafety.directory.roster.oneroster_users import USER_ROLES, UserRows
 from esafety.directory.roster.problems import Problems
 from esafety.directory.roster.reading import CsvTable, parse_csv
 from esafety.directory.roster.snapshot import (
@@ -236,7 +236,3 @@ def _name_classes_apart(snapshot: RosterSnapshot, codes: Mapping[str, str]) -> N
             if counts[(group.kind, group.name.lower())] > 1:
                 suffix = label(group.sourced_id) or group.sourced_id
                 group.name = f"{group.name[: max(1, 116 - len(suffix))]} ({suffix})"[:120]
-
-
-def split_list(text: str) -> list[str]:
-    return [part.strip() for part in text.split(",") if part.strip()]

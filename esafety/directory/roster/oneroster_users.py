@@ -6,7 +6,7 @@ import re
 
 from esafety.directory.roster.cells import BadValue, parse_upn
 from esafety.directory.roster.columns import Sheet
-from esafety.directory.roster.oneroster_rows import RowReader, split_list
+from esafety.directory.roster.oneroster_rows import RowReader, fields, split_list
 from esafety.directory.roster.reading import CsvRow, CsvTable
 from esafety.directory.roster.snapshot import Agent, Kind, RosterPerson, Where
 from esafety.security.roles import Role
@@ -38,7 +38,7 @@ class UserRows:
         self.upns: dict[str, int] = {}
 
     def read(self, table: CsvTable) -> None:
-        fields = _fields(
+        columns = fields(
             "role",
             "username",
             "givenName",
@@ -140,68 +140,6 @@ class UserRows:
             person.year_group, _ = self.rows.read_year(sheet, row, "grades")
         person.provided = frozenset(provided)
         return person
-
-    def _fits(self, sheet: Sheet, row: CsvRow, key: str, text: str, kind: str) -> bool:
-        try:
-            check_length(text, kind)
-        except BadValue as exc:
-            sheet.bad_value(row, key, exc)
-            return False
-        return True
-
-    def _username(self, sheet: Sheet, row: CsvRow) -> str | None:
-        username = sheet.get(row, "username").lower()
-        if not username:
-            return None
-        if any(c.isspace() for c in username) or len(username) > 120:
-            sheet.bad(
-                row,
-                "username",
-                f"username {username!r} has spaces or is over 120 characters",
-                "use a sign-in name without spaces",
-            )
-            return None
-        if username in self.usernames:
-            sheet.bad(
-                row,
-                "username",
-                f"duplicate username {username!r} (also on line {self.usernames[username]})",
-                "give each person their own username, or leave it blank for esafety to choose",
-            )
-            return None
-        self.usernames[username] = row.line
-        return username
-
-    def _upn(self, sheet: Sheet, row: CsvRow) -> str | None:
-        # UK exports put the UPN in userIds as {UPN:...}, or in identifier.
-        for kind, value in _USER_IDS.findall(sheet.get(row, "userIds")):
-            if kind.strip().lower() == "upn" and value:
-                return self._unique_upn(sheet, row, "userIds", value)
-        identifier = sheet.get(row, "identifier")
-        if identifier:
-            try:
-                parse_upn(identifier)
-            except BadValue:
-                return None  # an identifier that is not a UPN is some other number
-            return self._unique_upn(sheet, row, "identifier", identifier)
-        return None
-
-    def _unique_upn(self, sheet: Sheet, row: CsvRow, key: str, text: str) -> str | None:
-        try:
-            upn = parse_upn(text)
-        except BadValue as exc:
-            sheet.bad_value(row, key, exc)
-            return None
-        if upn in self.upns:
-            sheet.bad(
-                row,
-                key,
-                f"duplicate UPN {upn} (also on line {self.upns[upn]})",
-                "each pupil has their own UPN; correct it in the MIS",
-            )
-            return None
-        self.upns[upn] = row.line
-        return upn
 
     def _username(self, sheet: Sheet, row: CsvRow) -> str | None:
         username = sheet.get(row, "username").lower()

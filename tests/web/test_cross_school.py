@@ -1,0 +1,92 @@
+"""No route reaches another school's rows: every route that takes an id is asked, by a
+person of one school holding every role, for the rows of another school, by session and
+(for the API) by token. The routes come from the app, so a new route with an id is covered
+too: this test fails until it knows a row of another school for each new kind of id."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, timedelta
+
+from fastapi.routing import iter_route_contexts
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from esafety.audit import Actor, AuditEntry
+from esafety.directory import registers
+from esafety.installation import Installation
+from esafety.security.roles import Role
+from esafety.security.tokens import create_token
+from esafety.web.app import create_app
+from esafety.web.deps import SESSION_COOKIE
+from tests.accounts import add_member, make_school, session_and_csrf
+
+
+def _other_school(inst: Installation) -> tuple[int, dict[str, int]]:
+    beta = make_school(inst, "beta")
+    actor = Actor.system("test", school_id=beta.id)
+    pupil = beta[Role.PUPIL].id
+    with inst.db.session(actor) as session:
+        flag = registers.set_pupil_flag(session, pupil, "send", "needs a reader")
+        restriction = registers.add_technology_restriction(
+            session, pupil, "parents asked", date.today() + timedelta(days=30)
+        )
+        grant = registers.grant_access(session, pupil, "Wi-Fi")
+        ids = {"flag_id": flag.id, "restriction_id": restriction.id, "grant_id": grant.id}
+    _, token = create_token(inst, beta[Role.DSL].id, "beta's token", actor=actor)
+    return beta.id, {**ids, "person_id": pupil, "token_id": token.id}
+
+
+def _changes(inst: Installation, school_id: int) -> int:
+    with inst.db.session() as session:
+        count = session.scalar(
+            select(func.count())
+            .select_from(AuditEntry)
+            .where(AuditEntry.school_id == school_id, AuditEntry.action != "read")
+        )
+    return count or 0
+
+
+def test_no_route_reaches_another_schools_rows(inst: Installation) -> None:
+    alpha = make_school(inst, "alpha")
+    everything = add_member(
+        inst, alpha.id, "everything.alpha", [r for r in Role if r is not Role.PUPIL]
+    )
+    beta_id, theirs = _other_school(inst)
+    before = _changes(inst, beta_id)
+    cookie, csrf = session_and_csrf(inst, everything)
+    token, _ = create_token(
+        inst, everything.id, "mine", actor=Actor.system("test", school_id=alpha.id)
+    )
+    app = create_app(inst)
+    routes = [
+        (method, ctx.path)
+        for ctx in iter_route_contexts(app.routes)
+        if ctx.path and "{" in ctx.path
+        for method in sorted(ctx.methods or ())
+        if method != "HEAD"
+    ]
+    assert len(routes) >= 10
+    form = {"csrf_token": csrf, "reason": "checking", "confirm": "yes"}
+    with TestClient(app, follow_redirects=False) as client:
+        for method, path in routes:
+            names = re.findall(r"\{([^}:]+)", path)
+            unknown = [n for n in names if n not in theirs]
+            assert not unknown, f"{path}: give this test a row of another school for {unknown}"
+            url = re.sub(r"\{([^}:]+)(:[^}]*)?\}", lambda m: str(theirs[m.group(1)]), path)
+            ways = [({"x-csrf-token": csrf}, {SESSION_COOKIE: cookie})]
+            if path.startswith("/api/"):
+                ways.append(({"authorization": f"Bearer {token}"}, {}))
+            for headers, cookies in ways:
+                client.cookies.clear()
+                for name, value in cookies.items():
+                    client.cookies.set(name, value)
+                body = {"data": form} if not path.startswith("/api/") else {"json": form}
+                response = client.request(
+                    method, url, headers=headers, **(body if method == "POST" else {})
+                )
+                assert response.status_code == 404, (
+                    f"{method} {url} ({'token' if 'authorization' in headers else 'session'}) "
+                    f"answered {response.status_code}: {response.text[:300]}"
+                )
+    assert _changes(inst, beta_id) == before, "a route changed another school's rows"
