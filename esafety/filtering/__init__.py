@@ -1,0 +1,1 @@
+"""Filtering: hostnames and URLs, list formats, categories, policies and decisions."""
