@@ -1,0 +1,557 @@
+"""Decisions: ``decide(who, host or URL, when)`` → one :class:`Decision` (issue 4 §5).
+
+A decision is one frozen value that travels unchanged from the engine to the DNS answer,
+the log and the page a teacher reads (ARCHITECTURE "Decisions carry their reason").
+
+Precedence, in this order (issue 4 §4):
+
+1. illegal-content lists: nothing lifts them, and if they cannot be checked (a fault in
+   the index) the answer is block: the filter fails closed;
+2. the access gate (a hook; a later issue sends people without a current AUP signature to
+   the AUP page);
+3. the school's own block and allow entries (host or URL prefix; the most specific wins,
+   block beats allow at the same name);
+4. active approved exceptions, for their named groups and only within their times;
+5. the policy: filter-bypass names, "child-safe search engine only", then categories
+   (with time-of-day rules in the school's time zone);
+6. the policy's default.
+
+An allowed search-engine or YouTube host is then rewritten to its safe host if the policy
+says so. :class:`FilterEngine` is compiled once from a :class:`CompiledIndex` and
+:class:`SchoolRules`, never changed, and swapped by reference in an :class:`EngineHolder`;
+deciding does no I/O and awaits nothing.
+"""
+
+from __future__ import annotations
+
+import time as clock
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from esafety.filtering.categories import Category, catalogue, info
+from esafety.filtering.hostnames import display_host, normalise_host
+from esafety.filtering.index import (
+    CompiledIndex,
+    ListInfo,
+    Match,
+    MatchKind,
+    domain_matches,
+)
+from esafety.filtering.policy import (
+    Action,
+    ApprovedException,
+    Policy,
+    SafeSearch,
+    SchoolEntry,
+    SchoolRules,
+    YouTubeMode,
+    strictest_pupil_policy,
+)
+from esafety.filtering.safesearch import (
+    BypassName,
+    SearchRewrite,
+    bypass_names,
+    safe_search_rewrites,
+)
+from esafety.filtering.urls import ParsedUrl, parse_url, url_key
+
+__all__ = [
+    "UNKNOWN_DEVICE",
+    "AccessGate",
+    "Asker",
+    "Decision",
+    "EngineHolder",
+    "FilterEngine",
+    "decide",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Asker:
+    """Who is asking, already resolved: the policy of their most specific group (None for
+    an unknown device) and every group they belong to (for exceptions)."""
+
+    policy_id: str | None
+    groups: frozenset[str] = frozenset()
+
+
+UNKNOWN_DEVICE = Asker(None)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    action: Action
+    categories: tuple[Category, ...]
+    #: What decided: a listed name or URL, ``school entry #3``, ``exception #12``,
+    #: ``policy:ks1 default``, ...
+    rule: str
+    list_id: str | None
+    policy_id: str
+    #: One sentence a teacher can read.
+    reason: str
+    #: For ``rewrite``: the safe host to answer with (a CNAME).
+    rewrite_to: str | None = None
+    under_exception: bool = False
+    #: Answer "no such name", not the block page: the signal bypass services look for.
+    nxdomain: bool = False
+
+    @property
+    def blocked(self) -> bool:
+        return self.action is Action.BLOCK
+
+    @property
+    def alerts_dsl(self) -> bool:
+        """A block in a category that raises an alert to the DSL."""
+        return self.blocked and any(info(c).alerts_dsl for c in self.categories)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "action": self.action.value,
+            "categories": [c.value for c in self.categories],
+            "rule": self.rule,
+            "list": self.list_id,
+            "policy": self.policy_id,
+            "reason": self.reason,
+            "rewrite_to": self.rewrite_to,
+            "under_exception": self.under_exception,
+            "nxdomain": self.nxdomain,
+        }
+
+
+#: The access gate: a decision to send the person elsewhere, or None to go on.
+AccessGate = Callable[[Asker, str, Policy], Decision | None]
+
+
+@dataclass(frozen=True, slots=True)
+class _Overlay:
+    """What the school and the catalogues say about one name (most are empty)."""
+
+    entries: tuple[SchoolEntry, ...] = ()
+    exceptions: tuple[ApprovedException, ...] = ()
+    rewrite: SearchRewrite | None = None
+    bypass: BypassName | None = None
+
+
+_CATEGORY_ORDER = tuple(Category)  # iterating the enum itself is slow (enum.__iter__)
+
+
+def _categories(matches: tuple[Match, ...] | list[Match]) -> tuple[Category, ...]:
+    found = {c for match in matches for c in match.categories}
+    return tuple(c for c in _CATEGORY_ORDER if c in found)
+
+
+def _list_words(listed: ListInfo) -> str:
+    category = info(listed.category).name
+    name = listed.name if listed.name.casefold().endswith(" list") else f"{listed.name} list"
+    if listed.name.casefold() == category.casefold():
+        return f"the {name}"
+    return f"the {name} ({category})"
+
+
+class FilterEngine:
+    """An index and the school's rules compiled together; immutable once built."""
+
+    def __init__(
+        self,
+        index: CompiledIndex,
+        rules: SchoolRules,
+        gate: AccessGate | None = None,
+    ) -> None:
+        self.index = index
+        self.rules = rules
+        self.gate = gate
+        self._policies: dict[str | None, Policy] = {}
+        self._policies.update(rules.policies.items())
+        self.unknown_policy = strictest_pupil_policy(rules.policies)
+        self._lookup = index.key_lookup()
+        self._overlay = self._build_overlay(rules)
+        self._url_entries: dict[str, tuple[SchoolEntry | ApprovedException, ...]] = {}
+        items: tuple[SchoolEntry | ApprovedException, ...] = (*rules.entries, *rules.exceptions)
+        for item in items:
+            if item.is_url:
+                self._url_entries[item.host] = (*self._url_entries.get(item.host, ()), item)
+        self._plain = {pid: self._default(policy, ()) for pid, policy in self._policies.items()}
+        self._clock: tuple[int, int, int] = (-1, 0, 0)
+        catalogue()  # read the categories now, not during the first decision
+
+    @staticmethod
+    def _build_overlay(rules: SchoolRules) -> dict[str, _Overlay]:
+        overlay: dict[str, _Overlay] = {}
+
+        def add(host: str, **changes: Any) -> None:
+            current = overlay.get(host, _Overlay())
+            for name, value in changes.items():
+                if isinstance(value, tuple):
+                    changes[name] = getattr(current, name) + value
+            overlay[host] = _Overlay(**{**_fields(current), **changes})
+
+        for entry in rules.entries:
+            if not entry.is_url:
+                add(entry.target, entries=(entry,))
+        for exception in rules.exceptions:
+            if not exception.is_url:
+                add(exception.target, exceptions=(exception,))
+        for host, rewrite in safe_search_rewrites().items():
+            add(host, rewrite=rewrite)
+        for host, bypass in bypass_names().items():
+            add(host, bypass=bypass)
+        return overlay
+
+    # -- the hot path -------------------------------------------------------------------
+
+    def decide_host(self, asker: Asker, host: str, now: float) -> Decision:
+        """Decide for a normalised host at ``now`` (seconds since the epoch)."""
+        policy = self._policies.get(asker.policy_id) or self.unknown_policy
+        if self.index.illegal_fault is not None:
+            return self._fault(policy, self.index.illegal_fault)
+        lookup, overlay_get, hits, near = self._lookup, self._overlay.get, None, None
+        try:
+            found = lookup(hash(host) & 0xFFFFFFFFFFFFFFF)
+            if found is not None:
+                hits = [(host, found)]
+            node = overlay_get(host)
+            if node is not None:
+                near = [(host, node)]
+            if host[-1] not in "0123456789]" and ":" not in host:
+                dot = host.find(".")
+                while dot >= 0:
+                    parent = host[dot + 1 :]
+                    found = lookup(hash(parent) & 0xFFFFFFFFFFFFFFF)
+                    if found is not None:
+                        if hits is None:
+                            hits = []
+                        hits.append((parent, found))
+                    node = overlay_get(parent)
+                    if node is not None:
+                        if near is None:
+                            near = []
+                        near.append((parent, node))
+                    dot = host.find(".", dot + 1)
+            matches = domain_matches(self.index, hits) if hits else []
+            if self.index.has_regexes:
+                matches.extend(self.index.regex_matches(host))
+        except Exception as error:  # a corrupt index must fail closed, never open
+            return self._fault(policy, f"{type(error).__name__}: {error}")
+        if not matches and near is None and self.gate is None:
+            return self._plain[policy.id]
+        return self._evaluate(asker, policy, host, tuple(matches), near or [], now, None)
+
+    def decide_url(self, asker: Asker, url: ParsedUrl, now: float) -> Decision:
+        """Decide for a web address: its host and the URL-level entries of every list."""
+        policy = self._policies.get(asker.policy_id) or self.unknown_policy
+        if self.index.illegal_fault is not None:
+            return self._fault(policy, self.index.illegal_fault)
+        try:
+            matches = self.index.match_url(url)
+        except Exception as error:  # as in decide_host: fail closed
+            return self._fault(policy, f"{type(error).__name__}: {error}")
+        host = url.host.name
+        near = [(name, node) for name in _parents(host) if (node := self._overlay.get(name))]
+        return self._evaluate(asker, policy, host, matches, near, now, url_key(url))
+
+    # -- the rules, in order ------------------------------------------------------------
+
+    def _evaluate(
+        self,
+        asker: Asker,
+        policy: Policy,
+        host: str,
+        matches: tuple[Match, ...],
+        near: list[tuple[str, _Overlay]],
+        now: float,
+        key: str | None,
+    ) -> Decision:
+        categories = _categories(matches)
+        for match in matches:
+            if match.illegal:
+                return self._illegal(policy, match)
+        if self.gate is not None:
+            gated = self.gate(asker, host, policy)
+            if gated is not None:
+                return gated
+        decision = (
+            self._school_entry(policy, categories, near, key)
+            or self._exception(asker, policy, categories, near, key, now)
+            or self._policy_rules(policy, host, categories, matches, near, now)
+        )
+        if decision.action is Action.ALLOW and near and near[0][0] == host:
+            return self._safe_search(policy, near[0][1].rewrite, decision)
+        return decision
+
+    def _school_entry(
+        self,
+        policy: Policy,
+        categories: tuple[Category, ...],
+        near: list[tuple[str, _Overlay]],
+        key: str | None,
+    ) -> Decision | None:
+        if key is not None:
+            prefixed = [
+                item
+                for item in self._url_entries.get(key.split("/", 1)[0], ())
+                if isinstance(item, SchoolEntry)
+                and key.startswith(item.target)
+                and (not item.policies or policy.id in item.policies)
+            ]
+            if prefixed:  # a URL entry is more specific than any host entry
+                return self._entry_decision(policy, categories, prefixed)
+        for _name, node in near:
+            applicable = [e for e in node.entries if not e.policies or policy.id in e.policies]
+            if applicable:
+                return self._entry_decision(policy, categories, applicable)
+        return None
+
+    @staticmethod
+    def _entry_decision(
+        policy: Policy, categories: tuple[Category, ...], entries: list[SchoolEntry]
+    ) -> Decision:
+        entry = next((e for e in entries if e.action is Action.BLOCK), entries[0])
+        verb = "blocks" if entry.action is Action.BLOCK else "allows"
+        note = f" ({entry.note})" if entry.note else ""
+        return Decision(
+            action=entry.action,
+            categories=categories,
+            rule=f"school entry #{entry.id}",
+            list_id=None,
+            policy_id=policy.id,
+            reason=f"{entry.action.value.capitalize()}ed because the school {verb} "
+            f"{entry.target}{note}.",
+        )
+
+    def _exception(
+        self,
+        asker: Asker,
+        policy: Policy,
+        categories: tuple[Category, ...],
+        near: list[tuple[str, _Overlay]],
+        key: str | None,
+        now: float,
+    ) -> Decision | None:
+        candidates: list[ApprovedException] = []
+        if key is not None:
+            candidates.extend(
+                item
+                for item in self._url_entries.get(key.split("/", 1)[0], ())
+                if isinstance(item, ApprovedException) and key.startswith(item.target)
+            )
+        for _name, node in near:
+            candidates.extend(node.exceptions)
+        for exception in candidates:
+            if exception.active(now, asker.groups):
+                ends = exception.ends.astimezone(self.rules.timezone)
+                return Decision(
+                    action=Action.ALLOW,
+                    categories=categories,
+                    rule=f"exception #{exception.id}",
+                    list_id=None,
+                    policy_id=policy.id,
+                    reason=f"Allowed under exception #{exception.id} for {exception.target} "
+                    f"until {ends:%H:%M on %d %B %Y}.",
+                    under_exception=True,
+                )
+        return None
+
+    def _policy_rules(
+        self,
+        policy: Policy,
+        host: str,
+        categories: tuple[Category, ...],
+        matches: tuple[Match, ...],
+        near: list[tuple[str, _Overlay]],
+        now: float,
+    ) -> Decision:
+        if policy.block_bypass:
+            for _name, node in near:
+                if node.bypass is not None:
+                    return Decision(
+                        action=Action.BLOCK,
+                        categories=(Category.ENCRYPTED_DNS,),
+                        rule=f"bypass {node.bypass.host}",
+                        list_id=None,
+                        policy_id=policy.id,
+                        reason=f"Blocked because {node.bypass.host} is {node.bypass.what}, "
+                        f"which the {policy.name} policy blocks so that the school's "
+                        "filter cannot be got round.",
+                        nxdomain=node.bypass.nxdomain,
+                    )
+        rewrite = near[0][1].rewrite if near and near[0][0] == host else None
+        if (
+            rewrite is not None
+            and rewrite.search_engine
+            and policy.safe_search is SafeSearch.CHILD_ONLY
+        ):
+            return Decision(
+                action=Action.BLOCK,
+                categories=(Category.SEARCH_ENGINES,),
+                rule=f"policy:{policy.id} child-safe search only",
+                list_id=None,
+                policy_id=policy.id,
+                reason=f"Blocked because {rewrite.engine_name} is a general search engine "
+                f"and the {policy.name} policy allows child-safe search engines only.",
+            )
+        if matches:
+            blocked = policy.blocked
+            timed = ""
+            if policy.times:
+                weekday, minute = self._local(now)
+                blocked = policy.blocked_at(weekday, minute)
+                if blocked != policy.blocked:
+                    timed = " at this time of day"
+            if policy.block_bypass:
+                blocked = blocked | {Category.ENCRYPTED_DNS}
+            for match in matches:
+                for listed in match.lists:
+                    if listed.category in blocked:
+                        return Decision(
+                            action=Action.BLOCK,
+                            categories=categories,
+                            rule=match.listed,
+                            list_id=listed.id,
+                            policy_id=policy.id,
+                            reason=f"Blocked because {_shown(match)} is in "
+                            f"{_list_words(listed)}, which the {policy.name} policy "
+                            f"blocks{timed}.",
+                        )
+            for match in matches:
+                for listed in match.lists:
+                    if listed.category in policy.allowed:
+                        return Decision(
+                            action=Action.ALLOW,
+                            categories=categories,
+                            rule=match.listed,
+                            list_id=listed.id,
+                            policy_id=policy.id,
+                            reason=f"Allowed because {_shown(match)} is in "
+                            f"{_list_words(listed)}, which the {policy.name} policy allows.",
+                        )
+        return self._default(policy, categories)
+
+    def _safe_search(
+        self, policy: Policy, rewrite: SearchRewrite | None, decision: Decision
+    ) -> Decision:
+        if rewrite is None:
+            return decision
+        if rewrite.moderate is not None:  # YouTube
+            if policy.youtube is YouTubeMode.OFF:
+                return decision
+            target = rewrite.moderate if policy.youtube is YouTubeMode.MODERATE else rewrite.target
+            mode = f"{policy.youtube.value} restricted mode"
+        else:
+            if policy.safe_search is SafeSearch.OFF:
+                return decision
+            target, mode = rewrite.target, "safe search"
+        return Decision(
+            action=Action.REWRITE,
+            categories=decision.categories,
+            rule=f"safe search {rewrite.engine}",
+            list_id=decision.list_id,
+            policy_id=policy.id,
+            reason=f"Sent to {rewrite.engine_name} {mode} ({target}), which the "
+            f"{policy.name} policy turns on.",
+            rewrite_to=target,
+            under_exception=decision.under_exception,
+        )
+
+    # -- fixed answers ------------------------------------------------------------------
+
+    @staticmethod
+    def _default(policy: Policy, categories: tuple[Category, ...]) -> Decision:
+        if policy.default is Action.BLOCK:
+            reason = f"Blocked because the {policy.name} policy allows only the sites it names."
+        else:
+            reason = f"Allowed: nothing the {policy.name} policy blocks names this site."
+        return Decision(
+            action=policy.default,
+            categories=categories,
+            rule=f"policy:{policy.id} default",
+            list_id=None,
+            policy_id=policy.id,
+            reason=reason,
+        )
+
+    @staticmethod
+    def _illegal(policy: Policy, match: Match) -> Decision:
+        listed = next(info for info in match.lists if info.illegal)
+        return Decision(
+            action=Action.BLOCK,
+            categories=(listed.category,),
+            rule=match.listed,
+            list_id=listed.id,
+            policy_id=policy.id,
+            reason=f"Blocked because {_shown(match)} is in the {listed.name} list of "
+            "illegal content, which is always blocked.",
+        )
+
+    @staticmethod
+    def _fault(policy: Policy, detail: str) -> Decision:
+        return Decision(
+            action=Action.BLOCK,
+            categories=(),
+            rule="fault: illegal-content lists unavailable",
+            list_id=None,
+            policy_id=policy.id,
+            reason="Blocked because the filter could not check the illegal-content lists "
+            f"({detail}); everything is blocked until they load again.",
+        )
+
+    def _local(self, now: float) -> tuple[int, int]:
+        """School-local weekday and minute of the day, worked out once a minute."""
+        bucket = int(now) // 60
+        cached = self._clock
+        if cached[0] == bucket:
+            return cached[1], cached[2]
+        local = datetime.fromtimestamp(bucket * 60, self.rules.timezone)
+        self._clock = (bucket, local.weekday(), local.hour * 60 + local.minute)
+        return self._clock[1], self._clock[2]
+
+
+def _fields(node: _Overlay) -> dict[str, Any]:
+    return {
+        "entries": node.entries,
+        "exceptions": node.exceptions,
+        "rewrite": node.rewrite,
+        "bypass": node.bypass,
+    }
+
+
+def _parents(host: str) -> list[str]:
+    labels = host.split(".")
+    if ":" in host or host[-1].isdigit():
+        return [host]
+    return [".".join(labels[i:]) for i in range(len(labels))]
+
+
+def _shown(match: Match) -> str:
+    if match.kind is MatchKind.DOMAIN:
+        return display_host(match.listed)
+    if match.kind is MatchKind.URL_HASH:
+        return "this page"
+    if match.kind is MatchKind.REGEX:
+        return f"an address matching {match.listed!r}"
+    return match.listed
+
+
+class EngineHolder:
+    """The current engine, swapped whole by assigning ``engine`` (one reference)."""
+
+    __slots__ = ("engine",)
+
+    def __init__(self, engine: FilterEngine) -> None:
+        self.engine = engine
+
+
+def decide(
+    engine: FilterEngine, asker: Asker, host_or_url: str, when: datetime | None = None
+) -> Decision:
+    """Decide for a host name or a web address as a person typed it.
+
+    A text with ``/`` or a scheme is read as a web address; anything else as a host.
+    Raises ``InvalidHost``/``InvalidUrl`` (InvalidInput) with the reason for a bad name.
+    """
+    now = clock.time() if when is None else when.timestamp()
+    text = host_or_url.strip()
+    if "/" in text or "\\" in text:
+        return engine.decide_url(asker, parse_url(text), now)
+    return engine.decide_host(asker, normalise_host(text), now)

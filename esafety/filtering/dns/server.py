@@ -1,0 +1,216 @@
+"""The DNS filter's UDP and TCP servers on asyncio, around one :class:`DnsHandler`.
+
+Both transports hand raw messages to the same handler (dnslib's and dnspython's servers
+keep this split too). Memory stays bounded under a flood: UDP input waits in the kernel's
+socket buffer (the kernel drops the excess); questions waiting for upstream are at most
+``max_pending`` (beyond, dropped and counted); replies the kernel cannot take yet are at
+most ``max_send_buffer`` octets (beyond, dropped and counted); TCP connections are at most
+``max_tcp_connections``, each answered one message at a time and closed when idle.
+
+Sockets are made here, not by asyncio, so that N worker processes can each bind the same
+address with SO_REUSEPORT and let the kernel spread clients across them (issue 4 §7, "uses
+both cores").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from esafety.filtering.dns.handler import DnsHandler, PendingAnswer
+
+__all__ = ["DnsServer", "ServerSettings", "bind_tcp", "bind_udp"]
+
+log = logging.getLogger(__name__)
+_LENGTH = struct.Struct("!H")
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    host: str = "127.0.0.1"
+    port: int = 5353  # high by default: no root needed (port 53 wants CAP_NET_BIND_SERVICE)
+    reuse_port: bool = False
+    max_pending: int = 4096
+    max_send_buffer: int = 1 << 20
+    max_tcp_connections: int = 256
+    tcp_idle_timeout: float = 10.0  # RFC 7766 §6.2.3 suggests seconds, not minutes
+    udp_receive_buffer: int = 4 << 20
+
+
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+def bind_udp(
+    host: str, port: int, reuse_port: bool = False, receive_buffer: int = 0
+) -> socket.socket:
+    """A non-blocking UDP socket bound to ``host:port`` (0: any free port)."""
+    sock = socket.socket(_family(host), socket.SOCK_DGRAM)
+    try:
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if receive_buffer:
+            # The kernel may grant less (net.core.rmem_max); that is still a bound.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+        sock.bind((host, port))
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def bind_tcp(host: str, port: int, reuse_port: bool = False) -> socket.socket:
+    """A non-blocking listening TCP socket bound to ``host:port``."""
+    sock = socket.socket(_family(host), socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+        sock.listen(128)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+class _UdpProtocol(asyncio.DatagramProtocol):
+    def __init__(self, server: DnsServer) -> None:
+        self.server = server
+        self.handler = server.handler
+        self.transport: asyncio.DatagramTransport | None = None
+        self.buffered: Callable[[], int] = lambda: 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        # Both asyncio's and uvloop's UDP transports have it; typeshed does not say so.
+        self.buffered = getattr(transport, "get_write_buffer_size", self.buffered)
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        result = self.handler.answer(data, addr[0], False)
+        if result is None:
+            return
+        if type(result) is bytes:
+            self.send(result, addr)
+            return
+        server = self.server
+        if len(server.pending) >= server.settings.max_pending:
+            self.handler.counters.dropped_busy += 1
+            return
+        task = asyncio.get_running_loop().create_task(self._complete(result, addr))  # type: ignore[arg-type]
+        server.pending.add(task)
+        task.add_done_callback(server.pending.discard)
+
+    async def _complete(self, pending: PendingAnswer, addr: tuple[str, int]) -> None:
+        reply = await self.handler.complete(pending)
+        if reply is not None:
+            self.send(reply, addr)
+
+    def send(self, reply: bytes, addr: tuple[str, int]) -> None:
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if self.buffered() > self.server.settings.max_send_buffer:
+            self.server.dropped_send += 1
+            return
+        transport.sendto(reply, addr)
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP "port unreachable" from a client that left: nothing to do, nothing to die of.
+        log.debug("DNS filter UDP error: %s", exc)
+
+
+class DnsServer:
+    """UDP and TCP on one address, answering through ``handler``."""
+
+    def __init__(self, handler: DnsHandler, settings: ServerSettings | None = None) -> None:
+        self.handler = handler
+        self.settings = settings if settings is not None else ServerSettings()
+        self.pending: set[asyncio.Task[None]] = set()
+        self.dropped_send = 0
+        self.refused_connections = 0
+        self.tcp_connections = 0
+        self._udp: asyncio.DatagramTransport | None = None
+        self._tcp: asyncio.Server | None = None
+        self._connections: set[asyncio.Task[None]] = set()
+        self.port = 0
+
+    async def start(self) -> None:
+        """Bind and start serving; with port 0 both transports share one free port."""
+        s = self.settings
+        udp, tcp = self._bind_pair()
+        loop = asyncio.get_running_loop()
+        self._udp, _ = await loop.create_datagram_endpoint(lambda: _UdpProtocol(self), sock=udp)
+        self._tcp = await asyncio.start_server(self._serve_connection, sock=tcp)
+        self.port = udp.getsockname()[1]
+        log.info("DNS filter listening on %s port %d (UDP and TCP)", s.host, self.port)
+
+    def _bind_pair(self) -> tuple[socket.socket, socket.socket]:
+        s = self.settings
+        for _attempt in range(20):
+            udp = bind_udp(s.host, s.port, s.reuse_port, s.udp_receive_buffer)
+            try:
+                return udp, bind_tcp(s.host, udp.getsockname()[1], s.reuse_port)
+            except OSError:
+                udp.close()
+                if s.port:
+                    raise
+        raise OSError(f"found no port free for both UDP and TCP on {s.host}")
+
+    async def close(self) -> None:
+        if self._udp is not None:
+            self._udp.close()
+        if self._tcp is not None:
+            self._tcp.close()
+        for task in (*self.pending, *self._connections):
+            task.cancel()
+        await asyncio.gather(*self.pending, *self._connections, return_exceptions=True)
+        if self._tcp is not None:
+            await self._tcp.wait_closed()
+
+    async def _serve_connection(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        task = asyncio.current_task()
+        if self.tcp_connections >= self.settings.max_tcp_connections or task is None:
+            self.refused_connections += 1
+            writer.close()
+            return
+        self.tcp_connections += 1
+        self._connections.add(task)
+        try:
+            await self._answer_messages(reader, writer)
+        except (OSError, asyncio.IncompleteReadError, TimeoutError):
+            pass  # the client went away or stayed silent: its connection simply ends
+        finally:
+            self.tcp_connections -= 1
+            self._connections.discard(task)
+            writer.close()
+            with contextlib.suppress(OSError, asyncio.CancelledError):
+                await writer.wait_closed()
+
+    async def _answer_messages(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        """Several queries per connection (RFC 7766 §6.2.1), each answered in turn."""
+        peer = writer.get_extra_info("peername")
+        client_ip = peer[0] if peer else ""
+        idle = self.settings.tcp_idle_timeout
+        handler = self.handler
+        while True:
+            async with asyncio.timeout(idle):
+                prefix = await reader.readexactly(2)
+                message = await reader.readexactly(_LENGTH.unpack(prefix)[0])
+            reply = await handler.handle(message, client_ip, tcp=True)
+            if reply is None:
+                # Nothing sensible to say: a TCP client that sends garbage is hung up on.
+                return
+            writer.write(_LENGTH.pack(len(reply)) + reply)
+            await writer.drain()
