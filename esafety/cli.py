@@ -149,10 +149,12 @@ def _mount() -> None:
         return
     _mounted = True
     from esafety.directory import cli as directory_cli
+    from esafety.filtering import cli as filtering_cli
     from esafety.security import cli as security_cli
     from esafety.web import cli as web_cli
 
     directory_cli.register(app, users_app)
+    filtering_cli.register(app, users_app)
     security_cli.register(app, users_app)
     web_cli.register(app, users_app)
 

@@ -15,6 +15,14 @@ from esafety.directory.model import (
     TechnologyRestriction,
     Term,
 )
+from esafety.filtering.model import (
+    ClientSignIn,
+    FilterList,
+    PolicyAssignment,
+    SchoolFilterEntry,
+    SchoolFilterList,
+    SubnetMapping,
+)
 from esafety.scheduler import ScheduledJob
 from esafety.security.model import Account, ApiToken, PasswordHistory, RecoveryCode, WebSession
 
@@ -24,18 +32,24 @@ __all__ = [
     "ApiToken",
     "AuditEntry",
     "AuditHead",
+    "ClientSignIn",
     "Closure",
+    "FilterList",
     "Group",
     "GroupMembership",
     "ParentLink",
     "PasswordHistory",
     "Person",
     "PersonRole",
+    "PolicyAssignment",
     "PupilFlag",
     "RecoveryCode",
     "RosterImport",
     "ScheduledJob",
     "School",
+    "SchoolFilterEntry",
+    "SchoolFilterList",
+    "SubnetMapping",
     "TechnologyRestriction",
     "Term",
     "WebSession",

@@ -2,17 +2,13 @@
 
 Memory is the constraint (issue 4 figures: 2,000,000 domains in at most 150 MB; a
 Python set of the names alone takes about 200 MB). So names are not kept: each listed
-domain is stored as a 60-bit hash of its normal form, mapped to a small "list-set" id
-saying which lists name it (most names are in one list, so ids are small shared ints).
-The name that matched is recovered from the host being looked up (it is one of the
-host's parent domains), so a decision can still say *which* listed name decided.
-
-The hash is Python's ``hash()`` of the string (SipHash-1-3, keyed per process): it costs
-nothing extra because CPython caches it on the string, and the chance that an unlisted
-host collides with one of 2 million listed names is about 2e6 × 5 parents / 2^60 ≈ 1e-11
-a query. Because the key differs between processes, an index is used in the process that
-compiled it, or in processes started with the same ``PYTHONHASHSEED``; ``hash_probe``
-lets a loader check that.
+domain is stored as a stable 64-bit hash of its normal form, mapped to a small "list-set"
+id saying which lists name it (most names are in one list, so ids are small shared ints),
+in a :mod:`~esafety.filtering.domainset` (one flat buffer, 12 bytes a slot, walked by a
+small C extension). The name that matched is recovered from the host being looked up (it
+is one of the host's parent domains), so a decision can still say *which* listed name
+decided. The hash is the same in every process, so the domain table can be saved and
+loaded by the DNS worker processes (``domainset.save``/``load``).
 
 Lookup walks the host's parent domains (``a.b.example.com``, ``b.example.com``,
 ``example.com``, ``com``), so a listed name matches itself and its subdomains at a label
@@ -30,6 +26,7 @@ from types import MappingProxyType
 
 from esafety.errors import InvalidInput
 from esafety.filtering.categories import Category
+from esafety.filtering.domainset import DomainSet, DomainSetLike, hash_name
 from esafety.filtering.lists.entries import (
     DomainEntry,
     ListEntry,
@@ -40,7 +37,6 @@ from esafety.filtering.lists.entries import (
 from esafety.filtering.urls import ParsedUrl, url_hashes, url_key
 
 __all__ = [
-    "HASH_MASK",
     "MAX_REGEX_INPUT",
     "CompiledIndex",
     "FilterList",
@@ -53,16 +49,13 @@ __all__ = [
     "name_key",
 ]
 
-#: Keys are kept below 2^60 so each is a two-digit int (32 bytes, not 40).
-HASH_MASK = (1 << 60) - 1
 #: Regular expressions run on at most this many characters of a host or URL.
 MAX_REGEX_INPUT = 2048
-_PROBE = "esafety-index-probe.invalid"
 
 
 def name_key(name: str) -> int:
-    """The key a normalised name is stored under."""
-    return hash(name) & HASH_MASK
+    """The key a normalised name is stored under (stable across processes)."""
+    return hash_name(name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +121,7 @@ class CompiledIndex:
         "_url_hashes",
         "_url_prefixes",
         "domain_count",
-        "hash_probe",
+        "has_regexes",
         "illegal_fault",
         "lists",
     )
@@ -137,7 +130,7 @@ class CompiledIndex:
         self,
         lists: tuple[ListInfo, ...],
         listsets: tuple[ListSet, ...],
-        domains: dict[int, int],
+        domains: DomainSetLike,
         url_prefixes: Mapping[str, tuple[tuple[str, int], ...]],
         url_hashes: Mapping[str, int],
         hash_algorithms: tuple[str, ...],
@@ -152,13 +145,15 @@ class CompiledIndex:
         self._hash_algorithms = hash_algorithms
         self._regexes = regexes
         self.domain_count = len(domains)
-        self.hash_probe = name_key(_PROBE)
+        #: True when some list has regular expressions (run on every host).
+        self.has_regexes = bool(regexes)
         #: Why an illegal-content list could not be compiled (decisions then fail closed).
         self.illegal_fault = illegal_fault
 
     @property
-    def has_regexes(self) -> bool:
-        return bool(self._regexes)
+    def domain_set(self) -> DomainSetLike:
+        """The domain table (to save for other processes, or to call ``match`` on)."""
+        return self._domains
 
     def domain_hits(self, host: str) -> list[tuple[str, int]] | None:
         """``(parent name, list-set id)`` for each parent of ``host`` that a list names,
@@ -166,27 +161,13 @@ class CompiledIndex:
 
         ``host`` must be normalised. An IP address is looked up as itself only.
         """
-        get = self._domains.get
-        mask = HASH_MASK
-        hits: list[tuple[str, int]] | None = None
-        found = get(hash(host) & mask)
-        if found is not None:
-            hits = [(host, found)]
-        if host[-1] in "0123456789]" or ":" in host:
-            return hits  # IPv4 ends in a digit (no TLD does: RFC 3696 §2), IPv6 has ':'
-        dot = host.find(".")
-        while dot >= 0:
-            parent = host[dot + 1 :]
-            found = get(hash(parent) & mask)
-            if found is not None:
-                if hits is None:
-                    hits = []
-                hits.append((parent, found))
-            dot = host.find(".", dot + 1)
-        return hits
+        found = self._domains.match(host)
+        if not found:
+            return None
+        return [(host[offset:], listset_id) for offset, listset_id in found]
 
     def key_lookup(self) -> Callable[[int], int | None]:
-        """The bound ``get`` of the domain table, for a caller that walks parents itself."""
+        """The ``get`` of the domain table (keys from :func:`name_key`)."""
         return self._domains.get
 
     def listset(self, listset_id: int) -> ListSet:
@@ -294,11 +275,11 @@ def compile_index(lists: Iterable[FilterList]) -> CompiledIndex:
         number = len(infos)
         infos.append(info)
         block_bit, except_bit = 1 << (2 * number), 1 << (2 * number + 1)
-        get = masks.get
+        get, key_of = masks.get, hash_name
         try:
             for entry in filter_list.entries:
                 if type(entry) is DomainEntry:
-                    key = hash(entry.domain) & HASH_MASK
+                    key = key_of(entry.domain)
                     bit = except_bit if entry.exception else block_bit
                     masks[key] = get(key, 0) | bit
                 elif type(entry) is UrlPrefixEntry:
@@ -330,7 +311,7 @@ def compile_index(lists: Iterable[FilterList]) -> CompiledIndex:
     return CompiledIndex(
         lists=tuple(infos),
         listsets=tuple(interned.sets),
-        domains=masks,
+        domains=DomainSet.build(masks),
         url_prefixes=MappingProxyType(url_prefixes),
         url_hashes=MappingProxyType(url_digests),
         hash_algorithms=tuple(sorted(algorithms)),

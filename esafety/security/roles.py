@@ -107,6 +107,14 @@ class Permission(StrEnum):
     RESET_TWO_STEP = "reset_two_step"
     VIEW_AUDIT = "view_audit"
     MANAGE_OWN_TOKENS = "manage_own_tokens"
+    #: See the filter's lists, policies and assignments.
+    VIEW_FILTERING = "view_filtering"
+    #: Import and update lists, assign policies, the school's own entries, subnets.
+    MANAGE_FILTER_LISTS = "manage_filter_lists"
+    #: Ask the filter what it would do for a site (issue 4 §10 ``filter check``).
+    CHECK_FILTER = "check_filter"
+    #: Tell the filter who is using a device (a proxy, device agent or MDM's token).
+    RECORD_SIGN_INS = "record_sign_ins"
 
 
 PERMISSIONS: dict[Permission, frozenset[Role]] = {
@@ -139,6 +147,12 @@ PERMISSIONS: dict[Permission, frozenset[Role]] = {
         {Role.HEADTEACHER, Role.DSL, Role.ADMIN, Role.CHAIR_OF_GOVERNORS}
     ),
     Permission.MANAGE_OWN_TOKENS: STAFF_ROLES | {Role.ADMIN},
+    Permission.VIEW_FILTERING: STAFF_ROLES | {Role.ADMIN, Role.CHAIR_OF_GOVERNORS},
+    Permission.MANAGE_FILTER_LISTS: frozenset(
+        {Role.TECHNICIAN, Role.ADMIN, Role.ONLINE_SAFETY_LEAD}
+    ),
+    Permission.CHECK_FILTER: STAFF_ROLES | {Role.ADMIN},
+    Permission.RECORD_SIGN_INS: frozenset({Role.TECHNICIAN, Role.ADMIN}),
 }
 
 

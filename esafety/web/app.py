@@ -33,6 +33,7 @@ SLICE_ROUTERS = (
     "esafety.web.home",
     "esafety.security.web",
     "esafety.directory.web",
+    "esafety.filtering.web",
 )
 
 

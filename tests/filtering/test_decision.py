@@ -350,3 +350,23 @@ def test_decision_as_dict_and_alerts() -> None:
     assert decision.as_dict()["categories"] == ["pornography"]
     assert decision.alerts_dsl
     assert not decide(engine(), KS2, "casino.example", WHEN).alerts_dsl
+
+
+def test_reused_decisions_for_listed_names_match_fresh_ones() -> None:
+    # The engine works a listed-only decision out once per (policy, list sets, minute) and
+    # gives later names a copy with their own name: each must equal a fresh engine's.
+    names = ["casino.example", "bet.casino.example", "poker.example", "xn--bcher-kva.example"]
+    built = compile_index(
+        [
+            FilterList(GAMBLING, [DomainEntry(n, i) for i, n in enumerate(names, 1)]),
+            FilterList(IWF, [DomainEntry("abuse.example", 1)]),
+        ]
+    )
+    shared = FilterEngine(built, SchoolRules())
+    for asker in (KS2, STAFF, UNKNOWN_DEVICE):
+        for host in [*names, "www.poker.example", "a.xn--bcher-kva.example", "abuse.example"]:
+            fresh = FilterEngine(built, SchoolRules())
+            assert decide(shared, asker, host, WHEN) == decide(fresh, asker, host, WHEN), host
+    reused = decide(shared, KS2, "a.xn--bcher-kva.example", WHEN)
+    assert reused.rule == "xn--bcher-kva.example"
+    assert reused.reason.startswith("Blocked because bücher.example is in the Gambling list")

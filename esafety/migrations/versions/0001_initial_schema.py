@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 07:18:17.678353
+Create Date: 2026-11-23 08:37:20.187412
 """
 
 from collections.abc import Sequence
@@ -51,6 +51,26 @@ def upgrade() -> None:
         sa.Column("seq", sa.Integer(), nullable=False),
         sa.Column("hash", sa.String(length=64), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_head")),
+    )
+    op.create_table(
+        "filter_list",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("name", sa.String(length=120), nullable=False),
+        sa.Column("format", sa.String(length=20), nullable=False),
+        sa.Column("category", sa.String(length=40), nullable=False),
+        sa.Column("illegal", sa.Boolean(), nullable=False),
+        sa.Column("source", sa.Text(), nullable=False),
+        sa.Column("url", sa.String(length=2000), nullable=True),
+        sa.Column("update_every_hours", sa.Integer(), nullable=True),
+        sa.Column("created_at", esafety.db.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", esafety.db.UtcDateTime(timezone=True), nullable=True),
+        sa.Column("last_good_at", esafety.db.UtcDateTime(timezone=True), nullable=True),
+        sa.Column("last_error", sa.Text(), nullable=True),
+        sa.Column("entry_count", sa.Integer(), nullable=False),
+        sa.Column("problem_count", sa.Integer(), nullable=False),
+        sa.Column("sha256", sa.String(length=64), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_filter_list")),
+        sa.UniqueConstraint("name", name=op.f("uq_filter_list_name")),
     )
     op.create_table(
         "school",
@@ -163,6 +183,46 @@ def upgrade() -> None:
         batch_op.create_index("ix_group_sourced", ["school_id", "sourced_id"], unique=False)
 
     op.create_table(
+        "policy_assignment",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column(
+            "target_kind",
+            sa.Enum(
+                "person",
+                "group",
+                "year",
+                "key_stage",
+                "role",
+                name="targetkind",
+                native_enum=False,
+                length=32,
+            ),
+            nullable=False,
+        ),
+        sa.Column("target", sa.String(length=120), nullable=False),
+        sa.Column("policy_id", sa.String(length=60), nullable=False),
+        sa.Column("assigned_at", esafety.db.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("school_id", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["school_id"],
+            ["school.id"],
+            name=op.f("fk_policy_assignment_school_id_school"),
+            ondelete="RESTRICT",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_policy_assignment")),
+        sa.UniqueConstraint(
+            "school_id",
+            "target_kind",
+            "target",
+            name=op.f("uq_policy_assignment_school_id_target_kind_target"),
+        ),
+    )
+    with op.batch_alter_table("policy_assignment", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_policy_assignment_school_id"), ["school_id"], unique=False
+        )
+
+    op.create_table(
         "roster_import",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("at", esafety.db.UtcDateTime(timezone=True), nullable=False),
@@ -211,6 +271,38 @@ def upgrade() -> None:
     with op.batch_alter_table("scheduled_job", schema=None) as batch_op:
         batch_op.create_index("ix_scheduled_job_due", ["done_at", "run_at"], unique=False)
         batch_op.create_index(batch_op.f("ix_scheduled_job_school_id"), ["school_id"], unique=False)
+
+    op.create_table(
+        "school_filter_list",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("name", sa.String(length=120), nullable=False),
+        sa.Column("format", sa.String(length=20), nullable=False),
+        sa.Column("category", sa.String(length=40), nullable=False),
+        sa.Column("illegal", sa.Boolean(), nullable=False),
+        sa.Column("source", sa.Text(), nullable=False),
+        sa.Column("url", sa.String(length=2000), nullable=True),
+        sa.Column("update_every_hours", sa.Integer(), nullable=True),
+        sa.Column("created_at", esafety.db.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", esafety.db.UtcDateTime(timezone=True), nullable=True),
+        sa.Column("last_good_at", esafety.db.UtcDateTime(timezone=True), nullable=True),
+        sa.Column("last_error", sa.Text(), nullable=True),
+        sa.Column("entry_count", sa.Integer(), nullable=False),
+        sa.Column("problem_count", sa.Integer(), nullable=False),
+        sa.Column("sha256", sa.String(length=64), nullable=True),
+        sa.Column("school_id", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["school_id"],
+            ["school.id"],
+            name=op.f("fk_school_filter_list_school_id_school"),
+            ondelete="RESTRICT",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_school_filter_list")),
+        sa.UniqueConstraint("school_id", "name", name=op.f("uq_school_filter_list_school_id_name")),
+    )
+    with op.batch_alter_table("school_filter_list", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_school_filter_list_school_id"), ["school_id"], unique=False
+        )
 
     op.create_table(
         "term",
@@ -308,6 +400,36 @@ def upgrade() -> None:
         batch_op.create_index("ix_person_upn", ["school_id", "upn"], unique=False)
 
     op.create_table(
+        "subnet_mapping",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("network", sa.String(length=64), nullable=False),
+        sa.Column("group_id", sa.Integer(), nullable=True),
+        sa.Column("policy_id", sa.String(length=60), nullable=True),
+        sa.Column("note", sa.Text(), nullable=False),
+        sa.Column("school_id", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["group_id"],
+            ["group.id"],
+            name=op.f("fk_subnet_mapping_group_id_group"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["school_id"],
+            ["school.id"],
+            name=op.f("fk_subnet_mapping_school_id_school"),
+            ondelete="RESTRICT",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_subnet_mapping")),
+        sa.UniqueConstraint(
+            "school_id", "network", name=op.f("uq_subnet_mapping_school_id_network")
+        ),
+    )
+    with op.batch_alter_table("subnet_mapping", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_subnet_mapping_school_id"), ["school_id"], unique=False
+        )
+
+    op.create_table(
         "access_grant",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("person_id", sa.Integer(), nullable=False),
@@ -401,6 +523,41 @@ def upgrade() -> None:
     with op.batch_alter_table("api_token", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_api_token_person_id"), ["person_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_api_token_school_id"), ["school_id"], unique=False)
+
+    op.create_table(
+        "client_sign_in",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("client", sa.String(length=64), nullable=False),
+        sa.Column("person_id", sa.Integer(), nullable=False),
+        sa.Column(
+            "source",
+            sa.Enum(
+                "api", "radius", "proxy", "mdm", name="signinsource", native_enum=False, length=32
+            ),
+            nullable=False,
+        ),
+        sa.Column("signed_in_at", esafety.db.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", esafety.db.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("school_id", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["person_id"],
+            ["person.id"],
+            name=op.f("fk_client_sign_in_person_id_person"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["school_id"],
+            ["school.id"],
+            name=op.f("fk_client_sign_in_school_id_school"),
+            ondelete="RESTRICT",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_client_sign_in")),
+    )
+    with op.batch_alter_table("client_sign_in", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_client_sign_in_client"), ["client"], unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_client_sign_in_school_id"), ["school_id"], unique=False
+        )
 
     op.create_table(
         "group_membership",
@@ -627,6 +784,44 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_recovery_code_school_id"), ["school_id"], unique=False)
 
     op.create_table(
+        "school_filter_entry",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("target", sa.String(length=2000), nullable=False),
+        sa.Column(
+            "action",
+            sa.Enum("block", "allow", name="entryaction", native_enum=False, length=32),
+            nullable=False,
+        ),
+        sa.Column("reason", sa.Text(), nullable=False),
+        sa.Column("created_by_id", sa.Integer(), nullable=True),
+        sa.Column("created_by", sa.String(length=120), nullable=False),
+        sa.Column("created_at", esafety.db.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("school_id", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["created_by_id"],
+            ["person.id"],
+            name=op.f("fk_school_filter_entry_created_by_id_person"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["school_id"],
+            ["school.id"],
+            name=op.f("fk_school_filter_entry_school_id_school"),
+            ondelete="RESTRICT",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_school_filter_entry")),
+        sa.UniqueConstraint(
+            "school_id",
+            "target",
+            "action",
+            name=op.f("uq_school_filter_entry_school_id_target_action"),
+        ),
+    )
+    with op.batch_alter_table("school_filter_entry", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_school_filter_entry_school_id"), ["school_id"], unique=False
+        )
+
+    op.create_table(
         "technology_restriction",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("person_id", sa.Integer(), nullable=False),
@@ -711,6 +906,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_technology_restriction_person_id"))
 
     op.drop_table("technology_restriction")
+    with op.batch_alter_table("school_filter_entry", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_school_filter_entry_school_id"))
+
+    op.drop_table("school_filter_entry")
     with op.batch_alter_table("recovery_code", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_recovery_code_school_id"))
         batch_op.drop_index(batch_op.f("ix_recovery_code_person_id"))
@@ -738,6 +937,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_group_membership_school_id"))
 
     op.drop_table("group_membership")
+    with op.batch_alter_table("client_sign_in", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_client_sign_in_school_id"))
+        batch_op.drop_index(batch_op.f("ix_client_sign_in_client"))
+
+    op.drop_table("client_sign_in")
     with op.batch_alter_table("api_token", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_api_token_school_id"))
         batch_op.drop_index(batch_op.f("ix_api_token_person_id"))
@@ -752,6 +956,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_access_grant_person_id"))
 
     op.drop_table("access_grant")
+    with op.batch_alter_table("subnet_mapping", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_subnet_mapping_school_id"))
+
+    op.drop_table("subnet_mapping")
     with op.batch_alter_table("person", schema=None) as batch_op:
         batch_op.drop_index("ix_person_upn")
         batch_op.drop_index(batch_op.f("ix_person_school_id"))
@@ -761,6 +969,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_term_school_id"))
 
     op.drop_table("term")
+    with op.batch_alter_table("school_filter_list", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_school_filter_list_school_id"))
+
+    op.drop_table("school_filter_list")
     with op.batch_alter_table("scheduled_job", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_scheduled_job_school_id"))
         batch_op.drop_index("ix_scheduled_job_due")
@@ -770,6 +982,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_roster_import_school_id"))
 
     op.drop_table("roster_import")
+    with op.batch_alter_table("policy_assignment", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_policy_assignment_school_id"))
+
+    op.drop_table("policy_assignment")
     with op.batch_alter_table("group", schema=None) as batch_op:
         batch_op.drop_index("ix_group_sourced")
         batch_op.drop_index(batch_op.f("ix_group_school_id"))
@@ -780,6 +996,7 @@ def downgrade() -> None:
 
     op.drop_table("closure")
     op.drop_table("school")
+    op.drop_table("filter_list")
     op.drop_table("audit_head")
     with op.batch_alter_table("audit_entry", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_audit_entry_school_id"))
