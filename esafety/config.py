@@ -81,6 +81,68 @@ class SmtpSettings(_Section):
     ssl: bool = False
 
 
+class DnsSettings(_Section):
+    """The DNS filter ``esafety serve`` runs beside the web app (issue 4 §7)."""
+
+    #: Run it at all (``esafety serve --no-dns`` turns it off for one run).
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    #: High by default so no root is needed; 53 wants CAP_NET_BIND_SERVICE. 0: any free port.
+    port: int = Field(8053, ge=0, le=65535)
+    #: Resolvers allowed names go to: "192.0.2.53", "192.0.2.53:5300", "[2001:db8::53]:53".
+    #: Empty: nothing is forwarded and allowed names get SERVFAIL (a warning says so).
+    upstreams: list[str] = Field(default_factory=list)
+    #: Where blocked names point (the block page). Empty: the web app's address when it
+    #: is one address, else blocked names get "no such name".
+    block_ipv4: str | None = None
+    block_ipv6: str | None = None
+    block_mode: Literal["address", "nxdomain"] = "address"
+    block_ttl: int = Field(60, ge=0, le=86_400)
+    #: The school whose devices use this filter (slug); empty when there is one school.
+    school: str | None = None
+    #: How often who-is-where (sign-ins, subnets) and the lists are read again.
+    refresh_seconds: float = Field(5.0, gt=0, le=3600)
+    lists_poll_seconds: float = Field(30.0, gt=0, le=86_400)
+
+    @field_validator("upstreams")
+    @classmethod
+    def _resolvers(cls, value: list[str]) -> list[str]:
+        for item in value:
+            upstream_address(item)
+        return value
+
+
+def upstream_address(text: str) -> tuple[str, int]:
+    """``IP``, ``IP:port`` or ``[IPv6]:port`` as (address, port); port 53 by default."""
+    import ipaddress
+
+    raw = text.strip()
+    host, port = raw, "53"
+    if raw.startswith("["):
+        host, _, rest = raw[1:].partition("]")
+        port = rest.removeprefix(":") or "53"
+    elif raw.count(":") == 1:
+        host, port = raw.split(":")
+    try:
+        address = ipaddress.ip_address(host)
+        number = int(port)
+    except ValueError:
+        address, number = None, 0
+    if address is None or not 1 <= number <= 65535:
+        raise ValueError(
+            f"upstream resolver {text!r}: write an IP address, optionally with a port, "
+            "such as 192.0.2.53, 192.0.2.53:5300 or [2001:db8::53]:53"
+        )
+    return str(address), number
+
+
+class FilteringSettings(_Section):
+    """The web filter's own settings (issue 4)."""
+
+    #: Days the decision log is kept before ``prune`` removes it (issue 4 §8).
+    log_retention_days: int = Field(365, ge=1, le=3650)
+
+
 _DEFAULT_GRADES = {
     "IT": "nursery",
     "PR": "nursery",
@@ -129,6 +191,8 @@ class Settings(BaseSettings):
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
     roster: RosterSettings = Field(default_factory=RosterSettings)
+    filtering: FilteringSettings = Field(default_factory=FilteringSettings)
+    dns: DnsSettings = Field(default_factory=DnsSettings)
 
     @field_validator("timezone")
     @classmethod

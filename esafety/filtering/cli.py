@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -327,3 +327,103 @@ def policy_assign(
         row = asking.assign_policy(session, policy_id, kind, target)
         shown = f"Assigned policy {row.policy_id} to {kind.value.replace('_', ' ')} {target}."
     console.print(shown, markup=False, highlight=False)
+
+
+# -- the decision log ---------------------------------------------------------------------
+
+
+def _moment(option: str, text: str | None, *, end: bool = False) -> datetime | None:
+    """An ISO date or time; a bare date as --to means the end of that day (inclusive)."""
+    if text is None:
+        return None
+    cleaned = text.strip()
+    try:
+        moment = datetime.fromisoformat(cleaned)
+    except ValueError:
+        raise InvalidInput(
+            f"{option} {text!r} is not a date or time: write it as 2025-03-12, "
+            "2025-03-12T12:30 or 2025-03-12T12:30+00:00"
+        ) from None
+    if end and len(cleaned) == 10:  # "2025-03-12": up to midnight after it
+        moment += timedelta(days=1)
+    return moment if moment.tzinfo is not None else moment.astimezone()
+
+
+@filter_app.command("log")
+def filter_log(
+    person: Annotated[str | None, typer.Option("--person", help="Only this username.")] = None,
+    group: Annotated[
+        str | None, typer.Option("--group", help="Only this policy (ks1, staff...) or group.")
+    ] = None,
+    action: Annotated[
+        str | None, typer.Option("--action", help="Only allow, block or rewrite.")
+    ] = None,
+    category: Annotated[
+        str | None, typer.Option("--category", help="Only this category, e.g. gambling.")
+    ] = None,
+    start: Annotated[
+        str | None, typer.Option("--from", help="From this date or time (ISO 8601).")
+    ] = None,
+    end: Annotated[
+        str | None, typer.Option("--to", help="Up to this date (inclusive) or time.")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", help="At most this many, newest first.")] = 100,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
+) -> None:
+    """The filter's decisions, newest first (from the daily decision log)."""
+    from esafety.config import load_settings
+    from esafety.filtering import log
+    from esafety.filtering.categories import category_of
+    from esafety.filtering.policy import Action
+
+    chosen_action: str | None = None
+    if action is not None:
+        try:
+            chosen_action = Action(action.strip().lower()).value
+        except ValueError:
+            raise InvalidInput(
+                f"--action {action!r} is not an action: use allow, block or rewrite"
+            ) from None
+    chosen_category = category_of(category).value if category is not None else None
+    since, until = _moment("--from", start), _moment("--to", end, end=True)
+    if since is not None and until is not None and until <= since:
+        raise InvalidInput(f"--to {end!r} is not after --from {start!r}: swap them")
+    if limit < 1:
+        raise InvalidInput(f"--limit {limit} must be at least 1")
+    rows = log.query(
+        load_settings().data,
+        person=person.strip() if person else None,
+        group=group.strip() if group else None,
+        action=chosen_action,
+        category=chosen_category,
+        start=since,
+        end=until,
+        limit=limit,
+    )
+    if as_json:
+        for row in rows:
+            print(json.dumps(row.as_dict()))
+        return
+    table = Table(
+        "Time (UTC)",
+        "Person",
+        "Client",
+        "Name",
+        "Type",
+        "Action",
+        "Categories",
+        "Rule",
+        title=f"{len(rows)} decisions",
+    )
+    for row in rows:
+        table.add_row(
+            row.time.strftime("%Y-%m-%d %H:%M:%S"),
+            row.person or "(unknown)",
+            row.client,
+            row.name,
+            row.query_type,
+            row.action + (" (exception)" if row.under_exception else ""),
+            ", ".join(row.categories),
+            row.rule,
+        )
+    console.print(table)

@@ -44,6 +44,7 @@ def server(tmp_path: Path, database_url: str | None) -> Iterator[RunningServer]:
         "ESAFETY_SECURITY__ARGON2_MEMORY_KIB": "8",
         "ESAFETY_SECURITY__ARGON2_PARALLELISM": "1",
         "COLUMNS": "200",
+        "ESAFETY_DNS__PORT": "0",  # the DNS filter on any free port: tests run side by side
     }
     env.pop("ESAFETY_DATABASE_URL", None)
     if database_url is not None:

@@ -64,6 +64,9 @@ class DnsVerdict:
     action: Literal["allow", "block", "rewrite"]
     rewrite_to: str | None = None  # CNAME target for safe search (e.g. forcesafesearch.google.com)
     reason: str = ""
+    #: A block answered "no such name" whatever the block mode: the signal filter-bypass
+    #: services (the use-application-dns.net canary) look for.
+    nxdomain: bool = False
 
 
 class DnsDecider(Protocol):
@@ -202,6 +205,7 @@ class DnsHandler:
         self.clock = clock if clock is not None else forwarder.clock
         self.counters = DnsCounters()
         self._block = _BlockAnswers(block)
+        self._nxdomain = _BlockAnswers(BlockSettings(mode="nxdomain", ttl=block.ttl))
 
     async def handle(self, wire: bytes, client_ip: str, tcp: bool = False) -> bytes | None:
         """The whole ladder for one message; None means send nothing."""
@@ -264,7 +268,8 @@ class DnsHandler:
             action = verdict.action
             if action == "block":
                 self.counters.blocked += 1
-                return self._block.answer(query, limit)
+                answers = self._nxdomain if verdict.nxdomain else self._block
+                return answers.answer(query, limit)
             if action == "rewrite":
                 if not verdict.rewrite_to:
                     raise ValueError(f"rewrite verdict for {host!r} has no target")

@@ -87,6 +87,12 @@ class _UdpProtocol(asyncio.DatagramProtocol):
         self.handler = server.handler
         self.transport: asyncio.DatagramTransport | None = None
         self.buffered: Callable[[], int] = lambda: 0
+        #: Done when the transport has closed its socket (close() waits for it).
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed.done():
+            self.closed.set_result(None)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -167,6 +173,12 @@ class DnsServer:
     async def close(self) -> None:
         if self._udp is not None:
             self._udp.close()
+            # The transport closes its socket on a later turn of the loop: wait for it, or a
+            # loop closed right after this would leave the socket open.
+            protocol = self._udp.get_protocol()
+            if isinstance(protocol, _UdpProtocol):
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(protocol.closed), 5)
         if self._tcp is not None:
             self._tcp.close()
         for task in (*self.pending, *self._connections):

@@ -181,14 +181,12 @@ def test_flood_is_bounded_and_the_server_keeps_answering(upstream, decider, cloc
             else:
                 packets.append(rng.randbytes(40))
         sockets = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(4)]
-        started = time.monotonic()
         try:
             for i, packet in enumerate(packets):
                 sockets[i % 4].sendto(packet, (HOST, running.port))
         finally:
             for sock in sockets:
                 sock.close()
-        assert time.monotonic() - started < 5
         assert len(running.server.pending) <= 64
         query = dns.message.make_query("allowed.example", "A")
         answer = None

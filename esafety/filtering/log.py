@@ -1,0 +1,496 @@
+"""The decision log: every filter decision, kept in small daily Parquet files (issue 4 §8).
+
+The hot path (a DNS answer, a block page) calls :meth:`DecisionLog.record`, which only
+appends one tuple to a bounded queue: no I/O, no lock, no formatting. A background
+*thread* (not an asyncio task: encoding Parquet and fsync would stall the serving loop,
+and pyarrow releases the GIL while it writes) takes the queue at least once a second and
+writes it as one small, closed file a day partition::
+
+    DATA/logs/decisions/date=YYYY-MM-DD/part-<utc time>-<pid>-<n>.parquet
+
+Each file is written under a dot-name ending in ``.tmp``, fsynced and then renamed, so a
+reader never sees half a file and a crash loses at most the batch not yet written (a
+Parquet file whose writer dies unclosed has no footer and is unreadable: hence many
+small closed files, compacted later, instead of one open file a day).
+
+A full queue never blocks and is never silent: refused entries are counted
+(:attr:`DecisionLog.dropped`, for ``/metrics``) and one warning a flush says how many.
+
+:func:`compact` merges a day's files into one ``compacted-*.parquet`` whose footer names
+the files it replaces; readers (:func:`visible_files`) skip files a compacted file
+replaces, so between writing the new file and removing the old ones a reader sees each
+decision exactly once. :func:`prune` removes days older than the retention setting
+(``[filtering] log_retention_days``). :func:`query` reads the files with DuckDB, with
+every value passed as a parameter.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import threading
+import time as clock
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from esafety.filtering.decision import Decision
+
+__all__ = [
+    "DecisionLog",
+    "LogEntry",
+    "LoggedDecision",
+    "compact",
+    "decisions_dir",
+    "prune",
+    "query",
+    "visible_files",
+]
+
+log = logging.getLogger(__name__)
+
+#: Footer key of a compacted file: the JSON list of file names it replaces.
+REPLACES_KEY = b"esafety.replaces"
+#: Entries waiting to be written before new ones are counted as dropped (about 20 MB).
+DEFAULT_CAPACITY = 100_000
+#: Seconds between flushes: a crash loses at most this much (issue 4 §8: "the last second").
+DEFAULT_INTERVAL = 1.0
+DEFAULT_LIMIT = 100
+_DAY_SECONDS = 86_400
+_EPOCH = date(1970, 1, 1)
+_UTC_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+SCHEMA = pa.schema(
+    [
+        pa.field("time", pa.timestamp("us", tz="UTC"), nullable=False),
+        pa.field("client", pa.string(), nullable=False),
+        pa.field("person", pa.string(), nullable=False),  # username, or "" when unknown
+        pa.field("policy", pa.string(), nullable=False),
+        pa.field("groups", pa.list_(pa.string()), nullable=False),
+        pa.field("name", pa.string(), nullable=False),
+        pa.field("query_type", pa.string(), nullable=False),
+        pa.field("action", pa.string(), nullable=False),
+        pa.field("categories", pa.list_(pa.string()), nullable=False),
+        pa.field("rule", pa.string(), nullable=False),
+        pa.field("list_id", pa.string()),
+        pa.field("under_exception", pa.bool_(), nullable=False),
+    ]
+)
+
+
+class LogEntry(NamedTuple):
+    """One decision as the hot path knows it; turned into columns off the hot path."""
+
+    time: float  #: seconds since the epoch (time.time())
+    client: str  #: the address that asked
+    person: str  #: username, or "" for an unknown device
+    name: str  #: the host (or URL) asked for
+    query_type: str  #: A, AAAA, HTTPS... or "URL" for a web address
+    decision: Decision
+    groups: frozenset[str] = frozenset()
+
+
+def decisions_dir(data_dir: Path) -> Path:
+    return data_dir / "logs" / "decisions"
+
+
+def _day_dir(root: Path, day: date) -> Path:
+    return root / f"date={day.isoformat()}"
+
+
+def _utc_stamp(now: float) -> str:
+    moment = datetime.fromtimestamp(now, UTC)
+    return moment.strftime("%Y%m%dT%H%M%S") + f"{moment.microsecond:06d}Z"
+
+
+def _write_closed(table: pa.Table, final: Path, metadata: dict[bytes, bytes] | None = None) -> None:
+    """Write ``table`` to ``final`` so that it appears whole or not at all."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    temporary = final.with_name(f".{final.name}.tmp")
+    if metadata:
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
+    try:
+        with temporary.open("wb") as handle:
+            pq.write_table(table, handle, compression="zstd")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, final)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    _fsync_dir(final.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make a rename durable (a crash after it must not bring the old name back)."""
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def _table(entries: Iterable[LogEntry]) -> pa.Table:
+    rows = list(entries)
+    decisions = [entry.decision for entry in rows]
+    return pa.table(
+        {
+            "time": pa.array([int(e.time * 1_000_000) for e in rows], pa.timestamp("us", "UTC")),
+            "client": [e.client for e in rows],
+            "person": [e.person for e in rows],
+            "policy": [d.policy_id for d in decisions],
+            "groups": [sorted(e.groups) for e in rows],
+            "name": [e.name for e in rows],
+            "query_type": [e.query_type for e in rows],
+            "action": [d.action.value for d in decisions],
+            "categories": [[c.value for c in d.categories] for d in decisions],
+            "rule": [d.rule for d in decisions],
+            "list_id": [d.list_id for d in decisions],
+            "under_exception": [d.under_exception for d in decisions],
+        },
+        schema=SCHEMA,
+    )
+
+
+class DecisionLog:
+    """Batches decisions off the hot path into small closed Parquet files.
+
+    ``start()`` runs the flushing thread; ``stop()`` ends it with a last flush (a crash is
+    a stop without one). One log a process: file names carry the process id, so several
+    DNS workers share a data directory without clashing.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        capacity: int = DEFAULT_CAPACITY,
+        interval: float = DEFAULT_INTERVAL,
+    ) -> None:
+        if capacity < 1 or interval <= 0:
+            raise ValueError("capacity must be at least 1 and interval above 0")
+        self.root = decisions_dir(data_dir)
+        self.capacity = capacity
+        self.interval = interval
+        # A deque without maxlen: append and popleft are atomic, so record() needs no
+        # lock; the length check makes it bounded and lets refused entries be counted
+        # (maxlen would drop the oldest silently).
+        self._queue: deque[LogEntry] = deque()
+        #: Entries refused because the queue was full, or lost because a write failed.
+        self.dropped = 0
+        #: Entries written to files, and files written.
+        self.written = 0
+        self.files = 0
+        self._reported_dropped = 0
+        self._sequence = 0
+        self._flushing = threading.Lock()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- the hot path -------------------------------------------------------------------
+
+    def record(self, entry: LogEntry) -> None:
+        """Queue one decision; never blocks, never raises for a full queue."""
+        queue = self._queue
+        if len(queue) >= self.capacity:
+            self.dropped += 1
+            return
+        queue.append(entry)
+
+    # -- off the hot path ---------------------------------------------------------------
+
+    @property
+    def pending(self) -> int:
+        return len(self._queue)
+
+    def counters(self) -> dict[str, int]:
+        """For ``/metrics`` (Prometheus names)."""
+        return {
+            "esafety_decision_log_written_total": self.written,
+            "esafety_decision_log_dropped_total": self.dropped,
+            "esafety_decision_log_files_total": self.files,
+            "esafety_decision_log_pending": self.pending,
+        }
+
+    def flush(self) -> int:
+        """Write what is queued now (one file a day it touches); returns entries written."""
+        with self._flushing:
+            queue = self._queue
+            batch = [queue.popleft() for _ in range(len(queue))]
+            written = 0
+            if batch:
+                by_day: dict[int, list[LogEntry]] = {}
+                for entry in batch:
+                    by_day.setdefault(int(entry.time // _DAY_SECONDS), []).append(entry)
+                stamp, pid = _utc_stamp(clock.time()), os.getpid()
+                for day_number, entries in sorted(by_day.items()):
+                    self._sequence += 1
+                    day = _EPOCH + timedelta(days=day_number)
+                    final = (
+                        _day_dir(self.root, day) / f"part-{stamp}-{pid}-{self._sequence}.parquet"
+                    )
+                    try:
+                        _write_closed(_table(entries), final)
+                    except Exception:  # disk full, permissions: count the loss, keep serving
+                        self.dropped += len(entries)
+                        log.exception(
+                            "could not write %d logged decisions to %s", len(entries), final
+                        )
+                        continue
+                    written += len(entries)
+                    self.files += 1
+            self.written += written
+            self._report_drops()
+            return written
+
+    def _report_drops(self) -> None:
+        dropped = self.dropped
+        if dropped > self._reported_dropped:
+            log.warning(
+                "decision log: %d decisions were not logged since the last flush "
+                "(%d in all): the queue of %d was full or a write failed",
+                dropped - self._reported_dropped,
+                dropped,
+                self.capacity,
+            )
+            self._reported_dropped = dropped
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._stopping.clear()
+        self._thread = threading.Thread(target=self._run, name="esafety-decision-log", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        deadline = clock.monotonic() + self.interval
+        while not self._stopping.wait(max(0.0, deadline - clock.monotonic())):
+            # Fixed rate, not fixed delay: a slow write does not stretch the interval.
+            deadline += self.interval
+            try:
+                self.flush()
+            except Exception:  # the thread must outlive any one bad batch
+                log.exception("decision log flush failed")
+
+    def stop(self, *, flush: bool = True) -> None:
+        """End the flushing thread; ``flush=False`` leaves the queue unwritten (a crash)."""
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            self._stopping.set()
+            thread.join()
+        if flush:
+            self.flush()
+
+    def __enter__(self) -> DecisionLog:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+# -- reading ------------------------------------------------------------------------------
+
+
+def _days(root: Path) -> Iterator[tuple[date, Path]]:
+    if not root.is_dir():
+        return
+    for directory in sorted(root.iterdir()):
+        key, _, value = directory.name.partition("=")
+        if key != "date" or not directory.is_dir():
+            continue
+        try:
+            yield date.fromisoformat(value), directory
+        except ValueError:
+            continue
+
+
+def _replaced_by(compacted: Path) -> set[str]:
+    metadata = pq.read_schema(compacted).metadata or {}
+    names = json.loads(metadata.get(REPLACES_KEY, b"[]"))
+    return {str(name) for name in names}
+
+
+def visible_files(
+    data_dir: Path, first: date | None = None, last: date | None = None
+) -> list[Path]:
+    """Every logged file a reader should read (days ``first``..``last``), each decision once.
+
+    Raises FileNotFoundError if a compaction removed a file while listing; callers retry.
+    """
+    found: list[Path] = []
+    for day, directory in _days(decisions_dir(data_dir)):
+        if (first is not None and day < first) or (last is not None and day > last):
+            continue
+        files = sorted(directory.glob("*.parquet"))
+        replaced: set[str] = set()
+        for file in files:
+            if file.name.startswith("compacted-"):
+                replaced |= _replaced_by(file)
+        found.extend(file for file in files if file.name not in replaced)
+    return found
+
+
+def compact(data_dir: Path, day: date) -> Path | None:
+    """Merge a day's files into one; returns it (None when there is nothing to merge).
+
+    Run it for finished days (the scheduler's job); files that arrive later for the same
+    day are merged by the next run. Never changes a file in place: the new file names the
+    old ones in its footer before they are removed, so readers see no gap and no double.
+    """
+    directory = _day_dir(decisions_dir(data_dir), day)
+    if not directory.is_dir():
+        return None
+    files = visible_files(data_dir, day, day)
+    for stale in directory.glob(".*.tmp"):  # a writer that died mid-write left these
+        if clock.time() - stale.stat().st_mtime > 60:
+            stale.unlink(missing_ok=True)
+    if len(files) < 2:
+        return None
+    replaced = {file.name for file in files}
+    for file in files:
+        if file.name.startswith("compacted-"):
+            replaced |= _replaced_by(file)
+    table = pa.concat_tables(pq.read_table(file, schema=SCHEMA) for file in files)
+    table = table.sort_by("time")
+    final = directory / f"compacted-{_utc_stamp(clock.time())}-{os.getpid()}.parquet"
+    _write_closed(table, final, {REPLACES_KEY: json.dumps(sorted(replaced)).encode()})
+    for file in files:
+        file.unlink(missing_ok=True)
+    return final
+
+
+def prune(data_dir: Path, older_than_days: int, *, today: date | None = None) -> list[date]:
+    """Remove the days more than ``older_than_days`` before today (UTC); returns them."""
+    if older_than_days < 1:
+        raise ValueError("the log must be kept for at least one day")
+    cutoff = (today or datetime.now(UTC).date()) - timedelta(days=older_than_days)
+    removed: list[date] = []
+    root = decisions_dir(data_dir)
+    for day, directory in list(_days(root)):
+        if day >= cutoff:
+            continue
+        # Renamed away first (one atomic step), so a reader sees the whole day or none.
+        doomed = directory.with_name(f".pruned-{directory.name}-{os.getpid()}")
+        os.replace(directory, doomed)
+        shutil.rmtree(doomed)
+        removed.append(day)
+    return removed
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedDecision:
+    time: datetime
+    client: str
+    person: str
+    policy: str
+    groups: tuple[str, ...]
+    name: str
+    query_type: str
+    action: str
+    categories: tuple[str, ...]
+    rule: str
+    list_id: str | None
+    under_exception: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "time": self.time.isoformat(),
+            "client": self.client,
+            "person": self.person,
+            "policy": self.policy,
+            "groups": list(self.groups),
+            "name": self.name,
+            "query_type": self.query_type,
+            "action": self.action,
+            "categories": list(self.categories),
+            "rule": self.rule,
+            "list": self.list_id,
+            "under_exception": self.under_exception,
+        }
+
+
+_QUERY = """
+SELECT epoch_us(time), client, person, policy, groups, name, query_type, action,
+       categories, rule, list_id, under_exception
+FROM read_parquet($files, hive_partitioning = true)
+WHERE ($person IS NULL OR person = $person)
+  AND ($group IS NULL OR policy = $group OR list_contains(groups, $group))
+  AND ($action IS NULL OR action = $action)
+  AND ($category IS NULL OR list_contains(categories, $category))
+  AND ($start IS NULL OR time >= to_timestamp($start))
+  AND ($end IS NULL OR time < to_timestamp($end))
+ORDER BY time DESC
+LIMIT $limit
+"""
+
+
+def query(
+    data_dir: Path,
+    *,
+    person: str | None = None,
+    group: str | None = None,
+    action: str | None = None,
+    category: str | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    limit: int = DEFAULT_LIMIT,
+) -> list[LoggedDecision]:
+    """The newest logged decisions matching every filter given (``end`` is exclusive).
+
+    ``group`` matches the policy id or any group the person was in.
+    """
+    import duckdb
+
+    first = start.astimezone(UTC).date() if start is not None else None
+    last = end.astimezone(UTC).date() if end is not None else None
+    parameters: dict[str, object] = {
+        "person": person,
+        "group": group,
+        "action": action,
+        "category": category,
+        "start": start.timestamp() if start is not None else None,
+        "end": end.timestamp() if end is not None else None,
+        "limit": max(0, limit),
+    }
+    for attempt in range(5):
+        # A compaction or prune may remove a file between listing and reading: list again.
+        try:
+            files = visible_files(data_dir, first, last)
+            if not files:
+                return []
+            with contextlib.closing(duckdb.connect(":memory:")) as connection:
+                rows = connection.execute(
+                    _QUERY, {**parameters, "files": [str(file) for file in files]}
+                ).fetchall()
+            break
+        except (FileNotFoundError, duckdb.IOException):
+            if attempt == 4:
+                raise
+            clock.sleep(0.05)
+    return [
+        LoggedDecision(
+            time=_UTC_EPOCH + timedelta(microseconds=row[0]),
+            client=row[1],
+            person=row[2],
+            policy=row[3],
+            groups=tuple(row[4]),
+            name=row[5],
+            query_type=row[6],
+            action=row[7],
+            categories=tuple(row[8]),
+            rule=row[9],
+            list_id=row[10],
+            under_exception=row[11],
+        )
+        for row in rows
+    ]
