@@ -43,6 +43,7 @@ from esafety.filtering.dns import (
     ServerSettings,
     UpstreamSettings,
 )
+from esafety.filtering.log import DecisionLog, LogEntry
 from esafety.filtering.model import ClientSignIn, SubnetMapping
 from esafety.filtering.policy import Action
 from esafety.filtering.service import build_engine, list_lists
@@ -73,15 +74,18 @@ class WhoIsWhere:
     an unknown device (issue 4 §6; the same order as :func:`asking.who_is_at`).
     """
 
-    __slots__ = ("_seen", "signed_in", "subnets")
+    __slots__ = ("_seen", "signed_in", "subnets", "usernames")
 
     def __init__(
         self,
         signed_in: Mapping[str, tuple[Asker, float]] | None = None,
         subnets: tuple[tuple[Network, Asker], ...] = (),
+        usernames: Mapping[str, str] | None = None,
     ) -> None:
         #: client → (asker, when the sign-in ends, seconds since the epoch)
         self.signed_in = dict(signed_in or {})
+        #: client → the username signed in there, for the decision log
+        self.usernames = dict(usernames or {})
         #: most specific first
         self.subnets = tuple(sorted(subnets, key=lambda item: -item[0].prefixlen))
         self._seen: dict[str, Asker] = {}
@@ -101,6 +105,11 @@ class WhoIsWhere:
                 self._seen.clear()
             self._seen[client_ip] = found
         return found
+
+    def username(self, client_ip: str, now: float) -> str:
+        """Who is signed in at the address now, or "" (a subnet or an unknown device)."""
+        signed = self.signed_in.get(client_ip)
+        return self.usernames.get(client_ip, "") if signed is not None and now < signed[1] else ""
 
     def _subnet(self, client_ip: str, now: float) -> Asker:
         try:
@@ -127,8 +136,9 @@ def read_who_is_where(session: Session, now: datetime | None = None) -> WhoIsWhe
         .where(ClientSignIn.expires_at > at, ClientSignIn.signed_in_at <= at)
         .order_by(ClientSignIn.signed_in_at.desc(), ClientSignIn.id.desc())
     )
-    people: dict[int, Asker | None] = {}
+    people: dict[int, tuple[Asker, str] | None] = {}
     signed_in: dict[str, tuple[Asker, float]] = {}
+    usernames: dict[str, str] = {}
     latest: set[str] = set()
     for row in rows:
         if row.client in latest:
@@ -137,18 +147,19 @@ def read_who_is_where(session: Session, now: datetime | None = None) -> WhoIsWhe
         if row.person_id not in people:
             person = session.get(Person, row.person_id)
             people[row.person_id] = (
-                asking.asker_for_person(session, person)[0]
+                (asking.asker_for_person(session, person)[0], person.username)
                 if person is not None and person.left_on is None
                 else None
             )
-        asker = people[row.person_id]
-        if asker is not None:  # someone who has left falls back to the subnet, as who_is_at
-            signed_in[row.client] = (asker, row.expires_at.timestamp())
+        found = people[row.person_id]
+        if found is not None:  # someone who has left falls back to the subnet, as who_is_at
+            signed_in[row.client] = (found[0], row.expires_at.timestamp())
+            usernames[row.client] = found[1]
     subnets = tuple(
         (ipaddress.ip_network(row.network), asking._subnet_asker(session, row))
         for row in session.scalars(select(SubnetMapping))
     )
-    return WhoIsWhere(signed_in, subnets)
+    return WhoIsWhere(signed_in, subnets, usernames)
 
 
 def verdict_of(decision: Decision) -> DnsVerdict:
@@ -166,24 +177,44 @@ _ALLOW = DnsVerdict("allow")
 class DnsBridge:
     """The :class:`DnsDecider` of ``esafety serve``: snapshot + engine, no I/O per query."""
 
-    __slots__ = ("clock", "holder", "where")
+    __slots__ = ("clock", "holder", "log", "where")
 
     def __init__(
         self,
         holder: EngineHolder,
         where: WhoIsWhere | None = None,
         clock: Callable[[], float] = time.time,
+        log: DecisionLog | None = None,
     ) -> None:
         self.holder = holder
         self.where = where if where is not None else WhoIsWhere()
         self.clock = clock
+        self.log = log
 
     def decide(self, client_ip: str, qname: str, qtype: int) -> DnsVerdict:
         now = self.clock()
-        decision = self.holder.engine.decide_host(self.where.asker(client_ip, now), qname, now)
+        where = self.where
+        asker = where.asker(client_ip, now)
+        decision = self.holder.engine.decide_host(asker, qname, now)
+        if self.log is not None:  # a queue append: the writing happens off the loop
+            self.log.record(
+                LogEntry(
+                    now,
+                    client_ip,
+                    where.username(client_ip, now),
+                    qname,
+                    _QUERY_TYPES.get(qtype) or str(qtype),
+                    decision,
+                    asker.groups,
+                )
+            )
         if decision.action is Action.ALLOW:
             return _ALLOW  # the common case: no object made per query
         return verdict_of(decision)
+
+
+_QUERY_TYPES = {1: "A", 2: "NS", 5: "CNAME", 6: "SOA", 12: "PTR", 15: "MX", 16: "TXT",
+                28: "AAAA", 33: "SRV", 64: "SVCB", 65: "HTTPS", 255: "ANY"}  # fmt: skip
 
 
 def block_settings(dns: DnsSettings, web_host: str) -> tuple[BlockSettings, list[str]]:
@@ -236,6 +267,7 @@ class DnsService:
         self.upstream = UpstreamSettings(resolvers)
         self.store = ListStore(inst.data_dir)
         self.bridge: DnsBridge | None = None
+        self.log: DecisionLog | None = None
         self.server: DnsServer | None = None
         self._fingerprint: Hashable = None
         self._wake: asyncio.Event | None = None
@@ -286,7 +318,9 @@ class DnsService:
         where = await asyncio.to_thread(self.read_where)
         if engine is None:  # build_if_changed(force=True) always builds
             raise ConfigError("the DNS filter could not build its engine")
-        self.bridge = DnsBridge(EngineHolder(engine), where)
+        self.log = DecisionLog(self.inst.data_dir)
+        self.log.start()
+        self.bridge = DnsBridge(EngineHolder(engine), where, log=self.log)
         handler = DnsHandler(self.bridge, self.block, Forwarder(self.upstream))
         self.server = DnsServer(handler, ServerSettings(host=self.dns.host, port=self.dns.port))
         try:
@@ -347,3 +381,5 @@ class DnsService:
                 await self._task
         if self.server is not None:
             await self.server.close()
+        if self.log is not None:
+            await asyncio.to_thread(self.log.stop)

@@ -262,3 +262,23 @@ def test_esafety_serve_answers_dns_on_the_port_given(tmp_path: Path) -> None:
             output, _ = process.communicate()
     assert f"DNS filter answering on 127.0.0.1 port {dns_port}" in output
     assert "no upstream resolvers" in output
+
+
+def test_every_decision_is_logged_with_who_asked(
+    inst: Installation, school: int, upstream: FakeUpstream
+) -> None:
+    from esafety.filtering.log import query
+
+    settings = DnsSettings(port=0, upstreams=[f"127.0.0.1:{upstream.port}"], block_ipv4=BLOCK_V4)
+    started = Running(DnsService(inst, settings))
+    try:
+        started.ask("www.badsite.example", KS1)
+        started.ask("allowed.example", UNKNOWN, "AAAA")
+    finally:
+        started.stop()  # the last batch is written when the filter stops
+    logged = {(d.client, d.name, d.query_type, d.action): d for d in query(inst.data_dir)}
+    blocked = logged[(KS1, "www.badsite.example", "A", "block")]
+    assert blocked.person.startswith("ada.")
+    assert "gambling" in blocked.categories
+    allowed = logged[(UNKNOWN, "allowed.example", "AAAA", "allow")]
+    assert allowed.person == ""
