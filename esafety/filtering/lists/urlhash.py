@@ -10,14 +10,14 @@ from __future__ import annotations
 import string
 from collections.abc import Iterator
 
-from esafety.filtering.lists.domains import strip_comment
+from esafety.filtering.lists.domains import one_value_per_line
 from esafety.filtering.lists.entries import (
     HashAlgorithm,
     ListItem,
     ListProblem,
     UrlHashEntry,
 )
-from esafety.filtering.lists.lines import ListSource, numbered_lines
+from esafety.filtering.lists.lines import ListSource
 
 __all__ = ["ALGORITHM_BY_LENGTH", "parse_urlhash"]
 
@@ -45,15 +45,6 @@ def _digest(number: int, text: str, value: str) -> ListItem:
 
 
 def parse_urlhash(source: ListSource) -> Iterator[ListItem]:
-    for item in numbered_lines(source):
-        if isinstance(item, ListProblem):
-            yield item
-            continue
-        number, text = item
-        value = strip_comment(text)
-        if not value:
-            continue
-        if " " in value or "\t" in value:
-            yield ListProblem(number, text, "more than one value on the line (one digest per line)")
-            continue
-        yield _digest(number, text, value)
+    return one_value_per_line(
+        source, "digest", lambda value, number, text: _digest(number, text, value)
+    )
