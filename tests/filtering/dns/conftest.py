@@ -96,13 +96,8 @@ class UpstreamThread:
 
     def __init__(self, fake: FakeUpstream) -> None:
         self.fake = fake
-        self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.udp.bind(("127.0.0.1", 0))
+        self.udp, self.tcp = _bind_pair()
         self.port = self.udp.getsockname()[1]
-        self.tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.tcp.bind(("127.0.0.1", self.port))
-        self.tcp.listen(16)
         fake.port = self.port
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -137,6 +132,28 @@ class UpstreamThread:
         self.thread.join(5)
         self.udp.close()
         self.tcp.close()
+
+
+def _bind_pair() -> tuple[socket.socket, socket.socket]:
+    """A UDP and a TCP socket on one free loopback port.
+
+    The kernel picks a free UDP port, but another test may already hold TCP on
+    that number; then both are closed (no leaked socket) and another port tried.
+    """
+    for _ in range(50):
+        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        udp.bind(("127.0.0.1", 0))
+        tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            tcp.bind(("127.0.0.1", udp.getsockname()[1]))
+        except OSError:
+            udp.close()
+            tcp.close()
+            continue
+        tcp.listen(16)
+        return udp, tcp
+    raise OSError("no loopback port free for both UDP and TCP after 50 tries")
 
 
 def _read_exactly(conn: socket.socket, n: int) -> bytes:
