@@ -46,6 +46,9 @@ __all__ = [
     "asker_for_username",
     "assign_policy",
     "record_sign_in",
+    "remove_assignment",
+    "remove_school_entry",
+    "remove_subnet",
     "school_entries",
     "who_is_at",
 ]
@@ -341,3 +344,56 @@ def _subnet_asker(session: Session, mapping: SubnetMapping) -> Asker:
     )
     names = frozenset({group.name} if group is not None else ())
     return Asker(chosen.policy_id if chosen is not None else None, names)
+
+
+# -- removing what the school set ---------------------------------------------------------
+
+
+def _removal_reason(reason: str) -> str:
+    cleaned = reason.strip()
+    if not cleaned:
+        raise InvalidInput(
+            "give a reason for the removal: the filter change log says why (002 §7.3)"
+        )
+    return cleaned
+
+
+def _remove(session: Session, row: object, what: str, object_id: int, reason: str) -> None:
+    from esafety import audit
+
+    session.delete(row)
+    # The row's deletion is audited by the hook; this entry carries the why beside it.
+    audit.record(session, f"filtering.{what}.removed", what, object_id, reason=reason)
+    session.flush()
+
+
+def remove_school_entry(session: Session, entry_id: int, reason: str) -> None:
+    """Take one of the school's own block or allow entries away."""
+    require(session, Permission.MANAGE_FILTER_LISTS, "remove the school's filter entries")
+    why = _removal_reason(reason)
+    row = session.scalars(select(SchoolFilterEntry).where(SchoolFilterEntry.id == entry_id)).first()
+    if row is None:
+        raise NotFound(f"no filter entry #{entry_id} in this school")
+    _remove(session, row, "school_filter_entry", entry_id, why)
+
+
+def remove_assignment(session: Session, assignment_id: int, reason: str) -> None:
+    """Take a policy assignment away; the target falls back to a less specific one."""
+    require(session, Permission.MANAGE_FILTER_LISTS, "remove policy assignments")
+    why = _removal_reason(reason)
+    row = session.scalars(
+        select(PolicyAssignment).where(PolicyAssignment.id == assignment_id)
+    ).first()
+    if row is None:
+        raise NotFound(f"no policy assignment #{assignment_id} in this school")
+    _remove(session, row, "policy_assignment", assignment_id, why)
+
+
+def remove_subnet(session: Session, subnet_id: int, reason: str) -> None:
+    """Stop treating a network's devices as a group; they become unknown devices."""
+    require(session, Permission.MANAGE_FILTER_LISTS, "remove network mappings")
+    why = _removal_reason(reason)
+    row = session.scalars(select(SubnetMapping).where(SubnetMapping.id == subnet_id)).first()
+    if row is None:
+        raise NotFound(f"no network mapping #{subnet_id} in this school")
+    _remove(session, row, "subnet_mapping", subnet_id, why)

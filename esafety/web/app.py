@@ -34,6 +34,7 @@ SLICE_ROUTERS = (
     "esafety.security.web",
     "esafety.directory.web",
     "esafety.filtering.web",
+    "esafety.filtering.overview",
 )
 
 

@@ -45,6 +45,7 @@ NAVIGATION = (
     ),
     NavLink("/access-register", "Access register", Permission.VIEW_ACCESS_REGISTER),
     NavLink("/calendar", "Calendar", Permission.VIEW_CALENDAR),
+    NavLink("/filtering", "Filtering", Permission.VIEW_FILTERING),
     NavLink("/account", "My account", Permission.SIGNED_IN),
 )
 

@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 
 from esafety.audit import Actor, AuditEntry
 from esafety.directory import registers
+from esafety.filtering import asking
 from esafety.installation import Installation
 from esafety.security.roles import Role
 from esafety.security.tokens import create_token
@@ -33,6 +34,11 @@ def _other_school(inst: Installation) -> tuple[int, dict[str, int]]:
         )
         grant = registers.grant_access(session, pupil, "Wi-Fi")
         ids = {"flag_id": flag.id, "restriction_id": restriction.id, "grant_id": grant.id}
+    with inst.db.session(actor, school_id=beta.id) as session:
+        entry = asking.add_school_entry(session, "beta-only.example", "allow", "their choice")
+        assignment = asking.assign_policy(session, "ks1", "year", "Year 3")
+        subnet = asking.add_subnet(session, "10.9.0.0/16", policy_id="ks1", note="their iPads")
+        ids |= {"entry_id": entry.id, "assignment_id": assignment.id, "subnet_id": subnet.id}
     _, token = create_token(inst, beta[Role.DSL].id, "beta's token", actor=actor)
     return beta.id, {**ids, "person_id": pupil, "token_id": token.id}
 
