@@ -1,10 +1,15 @@
-"""DNS filter first figures (issue 4 §7): the handler's CPU per query, and queries/s of the
-real UDP server on loopback with a trivial decider. dnsperf against unbound and dnsmasq
-comes later; these figures say where the front end stands before the engine joins it.
+"""DNS filter figures in one process (issue 4 §7): where the CPU per query goes.
 
-Run: ``.venv/bin/python bench/dns_filter.py [--seconds S] [--senders N]``.
-The load generator runs in separate processes (N senders, each keeping a window of
-queries in flight), so the server's own process measures the server alone.
+1. The handler with a trivial decider (parse → decide → pack, no ready answers).
+2. The handler as ``esafety serve`` runs it: the bridge, a 1,000,000-domain engine, a
+   pupil signed in, the decision log on (entries queued; the flush measured apart): a
+   question asked for the first time (the slow path) and asked again (a ready answer),
+   and the log's flush per entry. ``--profile`` prints cProfile's view of each.
+3. The real UDP server on loopback with the trivial decider, loaded by separate sender
+   processes (N senders, each keeping a window of queries in flight).
+
+The comparison with unbound and dnsmasq under dnsperf is ``bench/dns_compare.py``.
+Run: ``.venv/bin/python bench/dns_filter.py [--seconds S] [--senders N] [--profile]``.
 """
 
 from __future__ import annotations
@@ -89,6 +94,67 @@ def handler_figure(count: int = 200_000) -> None:
         print(f"handler, {label:15}: {per_query:5.2f} µs CPU per query (parse → decide → pack)")
 
 
+def bridge_figure(domains: int, profile: bool) -> None:
+    """The handler with esafety's bridge: first asks, ready answers, and the log's flush."""
+    import cProfile
+    import pstats
+    import random
+    import tempfile
+
+    from esafety.filtering.categories import Category
+    from esafety.filtering.decision import Asker, EngineHolder, FilterEngine
+    from esafety.filtering.dns_bridge import DnsBridge, WhoIsWhere
+    from esafety.filtering.index import FilterList, ListInfo, compile_index
+    from esafety.filtering.lists import DomainEntry
+    from esafety.filtering.log import DecisionLog
+    from esafety.filtering.policy import SchoolRules
+
+    rng = random.Random(4)
+    listed = [f"site{n}-{rng.randrange(10**9)}.example.com" for n in range(domains)]
+    index = compile_index(
+        [FilterList(ListInfo("gambling", "Gambling", Category.GAMBLING),
+                    (DomainEntry(name, n) for n, name in enumerate(listed)))]
+    )  # fmt: skip
+    pupil = Asker("ks2", frozenset({"4B", "Year 4"}))
+    where = WhoIsWhere({"192.0.2.1": (pupil, time.time() + 86_400)}, (), {"192.0.2.1": "bea"})
+    with tempfile.TemporaryDirectory() as data:
+        decisions = DecisionLog(Path(data), capacity=10_000_000)
+        bridge = DnsBridge(EngineHolder(FilterEngine(index, SchoolRules())), where, log=decisions)
+        handler = make_handler()
+        handler = DnsHandler(bridge, BlockSettings(ipv4="192.0.2.250"), handler.forwarder)
+        blocked = [query(name, n) for n, name in enumerate(rng.sample(listed, 20_000))]
+        allowed = [query(f"allowed{n % 100}.example", n) for n in range(20_000)]
+        mix = [p for pair in zip(blocked, allowed, strict=True) for p in pair]
+
+        def ask(packets: list[bytes]) -> float:
+            answer = handler.answer_udp
+            started = time.process_time()
+            for n, packet in enumerate(packets):
+                if n % 64 == 0:
+                    now, mono = handler.times()
+                answer(packet, "192.0.2.1", now, mono)
+            return (time.process_time() - started) / len(packets) * 1e6
+
+        bridge.forget_ready()
+        first = ask(mix[:20_000])
+        again = ask(mix[:20_000] * 5)
+        started = time.process_time()
+        entries = decisions.flush()
+        flush = (time.process_time() - started) / max(entries, 1) * 1e6
+        print(f"esafety's bridge, {domains:,} listed, pupil signed in, log on (50/50 mix): "
+              f"first ask {first:.2f} µs, ready answer {again:.2f} µs; log flush "
+              f"{flush:.2f} µs an entry (the log's thread)")  # fmt: skip
+        if profile:
+            for label, packets in (("first ask", mix[:20_000]), ("ready answer", mix[:20_000])):
+                if label == "first ask":
+                    bridge.forget_ready()
+                profiler = cProfile.Profile()
+                profiler.runcall(ask, packets)
+                print(f"-- profile: {label}")
+                pstats.Stats(profiler).sort_stats("tottime").print_stats(12)
+            decisions.flush()
+
+
 def serve(port_queue: Any, stop: Any) -> None:
     async def main() -> None:
         server = DnsServer(make_handler(), ServerSettings(port=0))
@@ -166,6 +232,9 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--senders", type=int, default=1)
     parser.add_argument("--window", type=int, default=64)
+    parser.add_argument("--domains", type=int, default=1_000_000)
+    parser.add_argument("--profile", action="store_true")
     options = parser.parse_args()
     handler_figure()
+    bridge_figure(options.domains, options.profile)
     server_figure(options.seconds, options.senders, options.window)

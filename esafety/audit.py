@@ -42,6 +42,7 @@ __all__ = [
     "ChainProblem",
     "read_head_file",
     "record",
+    "set_reason",
     "verify_chain",
 ]
 
@@ -189,6 +190,15 @@ def record(
     )
 
 
+def set_reason(session: Session, reason: str | None) -> None:
+    """Record ``reason`` on every row change the session writes from now on (the "why" of
+    the filter change log, 002 §7.3); None stops it."""
+    if reason:
+        session.info["audit_reason"] = reason
+    else:
+        session.info.pop("audit_reason", None)
+
+
 def _pending(session: Session) -> list[_Pending]:
     pending: list[_Pending] = session.info.setdefault("audit_pending", [])
     return pending
@@ -227,6 +237,7 @@ def _school_of(obj: Base, session: Session) -> int | None:
 
 def _changes(session: Session) -> list[_Pending]:
     found = []
+    why: str | None = session.info.get("audit_reason")
     for obj in session.new:
         if isinstance(obj, Base) and obj.__audited__:
             found.append(
@@ -236,6 +247,7 @@ def _changes(session: Session) -> list[_Pending]:
                     _object_id(obj),
                     _school_of(obj, session),
                     after=_row_values(obj),
+                    reason=why,
                 )
             )
     for obj in session.dirty:
@@ -262,6 +274,7 @@ def _changes(session: Session) -> list[_Pending]:
                     _school_of(obj, session),
                     before=before,
                     after=after,
+                    reason=why,
                 )
             )
     # Rows the flush actually deleted, orphans removed through a relationship included.
@@ -274,6 +287,7 @@ def _changes(session: Session) -> list[_Pending]:
                     _object_id(obj),
                     _school_of(obj, session),
                     before=_row_values(obj),
+                    reason=why,
                 )
             )
     return found

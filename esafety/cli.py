@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from esafety.errors import EsafetyError
 
@@ -107,10 +108,24 @@ def _print_toml(values: dict[str, Any], prefix: str = "") -> None:
 
 
 @db_app.command("upgrade")
-def db_upgrade() -> None:
-    """Create the database or bring it to the newest schema."""
+def db_upgrade(
+    no_starter_lists: Annotated[
+        bool,
+        typer.Option(
+            "--no-starter-lists",
+            help="Do not load the starter filter lists (also [filtering] starter_lists = false).",
+        ),
+    ] = False,
+) -> None:
+    """Create the database or bring it to the newest schema, and load the starter lists."""
     inst = installation()
     console.print(f"Database is up to date: {inst.settings.sqlalchemy_url.split('@')[-1]}")
+    if inst.settings.filtering.starter_lists and not no_starter_lists:
+        from esafety.filtering.upkeep import load_starter_lists
+
+        loaded = load_starter_lists(inst)
+        if loaded:
+            console.print(f"Starter filter lists loaded: {', '.join(loaded)}", highlight=False)
 
 
 @audit_app.command("head")
@@ -150,11 +165,15 @@ def _mount() -> None:
     _mounted = True
     from esafety.directory import cli as directory_cli
     from esafety.filtering import cli as filtering_cli
+    from esafety.filtering import reports_cli
+    from esafety.security import ca_cli
     from esafety.security import cli as security_cli
     from esafety.web import cli as web_cli
 
     directory_cli.register(app, users_app)
     filtering_cli.register(app, users_app)
+    reports_cli.register(filtering_cli.filter_app)
+    ca_cli.register(app, users_app)
     security_cli.register(app, users_app)
     web_cli.register(app, users_app)
 
@@ -166,7 +185,8 @@ def main() -> None:
         if isinstance(code, int) and code:
             sys.exit(code)
     except EsafetyError as exc:
-        err_console.print(f"[bold red]Error:[/] {exc}", highlight=False)
+        # Escaped: messages name settings as "[radius] secret", which is not markup.
+        err_console.print(f"[bold red]Error:[/] {escape(str(exc))}", highlight=False)
         sys.exit(2)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)

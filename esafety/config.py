@@ -47,6 +47,12 @@ class WebSettings(_Section):
     base_url: str | None = None
     #: Send cookies only over HTTPS; turn on behind a TLS-terminating proxy.
     secure_cookies: bool = False
+    #: Also serve HTTPS here (block pages for https:// addresses, with certificates the
+    #: school CA makes per name: ``esafety ca create``). None: off.
+    https_port: int | None = Field(None, ge=1, le=65535)
+    #: Other names esafety itself is reached by (besides base_url's, ``host``, localhost
+    #: and IP addresses); a request for any other dotted name gets the block page.
+    names: list[str] = Field(default_factory=list)
 
 
 class SecuritySettings(_Section):
@@ -103,6 +109,9 @@ class DnsSettings(_Section):
     #: How often who-is-where (sign-ins, subnets) and the lists are read again.
     refresh_seconds: float = Field(5.0, gt=0, le=3600)
     lists_poll_seconds: float = Field(30.0, gt=0, le=86_400)
+    #: Processes answering DNS, each on its own core (SO_REUSEPORT). 0: one a CPU when
+    #: there are several, else 1; 1 answers in the web app's own process.
+    workers: int = Field(0, ge=0, le=64)
 
     @field_validator("upstreams")
     @classmethod
@@ -141,6 +150,32 @@ class FilteringSettings(_Section):
 
     #: Days the decision log is kept before ``prune`` removes it (issue 4 §8).
     log_retention_days: int = Field(365, ge=1, le=3650)
+    #: Load the starter lists esafety ships (encrypted DNS, VPNs, social media...) on
+    #: ``esafety db upgrade`` and ``esafety serve``, once (issue 4 §3).
+    starter_lists: bool = True
+    #: Repeats of a DSL alert (same person, site and category) this close together are
+    #: counted on one alert rather than raising another (issue 4 §8).
+    alert_window_minutes: int = Field(10, ge=1, le=24 * 60)
+
+
+class RadiusSettings(_Section):
+    """Wi-Fi RADIUS accounting: who is on which address (issue 4 §6). Off without a secret."""
+
+    #: Where to listen; the Wi-Fi controller sends Accounting-Requests here.
+    host: str = "127.0.0.1"
+    #: High by default so no root is needed (the standard port is 1813). 0: any free port.
+    port: int = Field(18130, ge=0, le=65535)
+    #: The shared secret set on the Wi-Fi controller; empty keeps the listener off.
+    secret: SecretStr | None = None
+    #: The school whose people sign in on this Wi-Fi (slug); empty: [dns] school, else
+    #: the only school.
+    school: str | None = None
+    #: How long a sign-in lasts when the controller sends neither Session-Timeout nor
+    #: Acct-Interim-Interval (an interim update or a new Start renews it).
+    sign_in_hours: float = Field(8.0, gt=0, le=24)
+    #: Accounting-Requests waiting for the database; beyond, they get no answer (the
+    #: controller sends them again) and are counted.
+    queue: int = Field(1000, ge=1, le=1_000_000)
 
 
 _DEFAULT_GRADES = {
@@ -193,6 +228,7 @@ class Settings(BaseSettings):
     roster: RosterSettings = Field(default_factory=RosterSettings)
     filtering: FilteringSettings = Field(default_factory=FilteringSettings)
     dns: DnsSettings = Field(default_factory=DnsSettings)
+    radius: RadiusSettings = Field(default_factory=RadiusSettings)
 
     @field_validator("timezone")
     @classmethod

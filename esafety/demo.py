@@ -93,15 +93,25 @@ class DemoInfo:
 
 
 def ensure_demo(inst: Installation, *, today: date | None = None) -> DemoInfo:
-    """Create the demo school once; later calls find it and say how to sign in."""
+    """Create the demo school once; later calls find it and say how to sign in.
+
+    The starter filter lists are loaded too (as ``esafety db upgrade`` and ``esafety
+    serve`` load them), so the demo blocks VPNs, encrypted DNS, social media... for pupils.
+    """
     with inst.db.session(ACTOR) as session:
         school = session.scalars(select(School).where(School.slug == DEMO_SLUG)).first()
         if school is not None:
-            return _info(session, school, created=False)
-        school = service.create_school(session, DEMO_SLUG, DEMO_NAME, timezone=DEMO_TIMEZONE)
-        session.info["school_id"] = school.id  # from here on, act within the demo school
-        _Builder(inst, session, today or school_date(utcnow(), DEMO_TIMEZONE)).build()
-        return _info(session, school, created=True)
+            info = _info(session, school, created=False)
+        else:
+            school = service.create_school(session, DEMO_SLUG, DEMO_NAME, timezone=DEMO_TIMEZONE)
+            session.info["school_id"] = school.id  # from here on, act within the demo school
+            _Builder(inst, session, today or school_date(utcnow(), DEMO_TIMEZONE)).build()
+            info = _info(session, school, created=True)
+    if inst.settings.filtering.starter_lists:
+        from esafety.filtering.upkeep import load_starter_lists
+
+        load_starter_lists(inst)  # once: it changes nothing when they are loaded
+    return info
 
 
 def _info(session: Session, school: School, *, created: bool) -> DemoInfo:

@@ -15,6 +15,7 @@ from esafety.directory.model import (
     TechnologyRestriction,
     Term,
 )
+from esafety.filtering.alerts_model import FilterAlert
 from esafety.filtering.model import (
     ClientSignIn,
     FilterList,
@@ -23,6 +24,9 @@ from esafety.filtering.model import (
     SchoolFilterList,
     SubnetMapping,
 )
+from esafety.filtering.reports_model import SiteReport
+from esafety.filtering.requests_model import CustomPolicy, SchoolFilterSettings, UnblockRequest
+from esafety.notices import Notice
 from esafety.scheduler import ScheduledJob
 from esafety.security.model import Account, ApiToken, PasswordHistory, RecoveryCode, WebSession
 
@@ -34,9 +38,12 @@ __all__ = [
     "AuditHead",
     "ClientSignIn",
     "Closure",
+    "CustomPolicy",
+    "FilterAlert",
     "FilterList",
     "Group",
     "GroupMembership",
+    "Notice",
     "ParentLink",
     "PasswordHistory",
     "Person",
@@ -49,8 +56,11 @@ __all__ = [
     "School",
     "SchoolFilterEntry",
     "SchoolFilterList",
+    "SchoolFilterSettings",
+    "SiteReport",
     "SubnetMapping",
     "TechnologyRestriction",
     "Term",
+    "UnblockRequest",
     "WebSession",
 ]

@@ -21,7 +21,9 @@ from esafety.directory.model import Group, Person, PersonKind
 from esafety.directory.service import actor_of, require
 from esafety.directory.years import KeyStage, YearGroup
 from esafety.errors import InvalidInput, NotFound
+from esafety.events import publish_on_commit
 from esafety.filtering.assignment import Assignment, PersonGroups, default_policy, policy_for
+from esafety.filtering.custom_policies import all_policies
 from esafety.filtering.decision import Asker
 from esafety.filtering.hostnames import normalise_host
 from esafety.filtering.model import (
@@ -33,7 +35,8 @@ from esafety.filtering.model import (
     SubnetMapping,
     TargetKind,
 )
-from esafety.filtering.policy import Action, SchoolEntry, built_in_policies
+from esafety.filtering.policy import Action, SchoolEntry
+from esafety.filtering.sign_ins import SignInRecorded
 from esafety.filtering.urls import parse_url, url_key
 from esafety.security.roles import STAFF_ROLES, Permission, Role
 
@@ -64,12 +67,12 @@ def _school_id(session: Session) -> int:
     return int(value)
 
 
-def _policy(policy_id: str) -> str:
+def _policy(policy_id: str, session: Session) -> str:
+    """A built-in policy's id or one of the school's own (custom_policies)."""
     cleaned = policy_id.strip().lower()
-    if cleaned not in built_in_policies():
-        raise InvalidInput(
-            f"unknown policy '{policy_id}': use one of {', '.join(built_in_policies())}"
-        )
+    known = all_policies(session)
+    if cleaned not in known:
+        raise InvalidInput(f"unknown policy '{policy_id}': use one of {', '.join(known)}")
     return cleaned
 
 
@@ -90,7 +93,7 @@ def assign_policy(
     a second assignment to the same target replaces the first."""
     require(session, Permission.MANAGE_FILTER_LISTS, "assign filter policies")
     school_id = _school_id(session)
-    chosen = _policy(policy_id)
+    chosen = _policy(policy_id, session)
     kind = TargetKind(kind)
     key = _target_key(session, kind, target)
     row = session.scalars(
@@ -252,7 +255,7 @@ def add_subnet(
     if group is not None:
         row.group_id = int(_target_key(session, TargetKind.GROUP, group))
     else:
-        row.policy_id = _policy(str(policy_id))
+        row.policy_id = _policy(str(policy_id), session)
     session.add(row)
     session.flush()
     return row
@@ -291,6 +294,11 @@ def record_sign_in(
     )
     session.add(row)
     session.flush()
+    # The DNS filter reads who is where again as soon as this commits (sign_ins.py).
+    publish_on_commit(
+        session,
+        SignInRecorded(school_id, row.client, row.person_id, kind.value, row.expires_at),
+    )
     return row
 
 

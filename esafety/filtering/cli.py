@@ -19,6 +19,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColu
 from rich.table import Table
 from sqlalchemy.orm import Session
 
+from esafety import audit
 from esafety.audit import SYSTEM
 from esafety.errors import InvalidInput
 
@@ -45,6 +46,9 @@ School = Annotated[
 
 
 def register(app: typer.Typer, users_app: typer.Typer) -> None:
+    from esafety.filtering import changes_cli
+
+    changes_cli.register(filter_app, policy_app)  # requests, changes, the school's policies
     app.add_typer(filter_app, name="filter")
 
 
@@ -153,6 +157,9 @@ def lists_import(
         str | None, typer.Option("--source", help="Who publishes it (for the change log).")
     ] = None,
     school: School = None,
+    reason: Annotated[
+        str | None, typer.Option("--reason", help="Why (for the filter change log).")
+    ] = None,
 ) -> None:
     """Import a list; bad lines are reported by number and skipped."""
     from esafety.filtering import service
@@ -169,6 +176,7 @@ def lists_import(
         ) as bar,
     ):
         task = bar.add_task(f"Reading {file.name}", total=None)
+        audit.set_reason(session, reason)
 
         def progress(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total or None)
@@ -307,6 +315,9 @@ def policy_assign(
     key_stage: Annotated[str | None, typer.Option("--key-stage", help="eyfs, ks1...")] = None,
     person: Annotated[str | None, typer.Option("--person", help="A username.")] = None,
     role: Annotated[str | None, typer.Option("--role", help="A role, e.g. teacher.")] = None,
+    reason: Annotated[
+        str | None, typer.Option("--reason", help="Why (for the filter change log).")
+    ] = None,
 ) -> None:
     """Give a policy to a person, group, year, key stage or role (most specific wins)."""
     from esafety.filtering import asking
@@ -324,6 +335,7 @@ def policy_assign(
         raise InvalidInput("give exactly one of --person, --group, --year, --key-stage or --role")
     kind, target = chosen[0]
     with _session(school) as (session, _store):
+        audit.set_reason(session, reason)
         row = asking.assign_policy(session, policy_id, kind, target)
         shown = f"Assigned policy {row.policy_id} to {kind.value.replace('_', ' ')} {target}."
     console.print(shown, markup=False, highlight=False)

@@ -24,8 +24,10 @@ deciding does no I/O and awaits nothing.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import functools
+import math
 import time as clock
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -225,7 +227,31 @@ class FilterEngine:
             self.unknown_policy, ()
         )
         self._clock: tuple[int, int, int] = (-1, 0, 0)
+        # When decisions can change with the clock alone (see steady_until).
+        self._timed = any(policy.times for policy in self._policies.values())
+        self._edges = sorted(
+            {moment.timestamp() for e in rules.exceptions for moment in (e.starts, e.ends)}
+        )
         catalogue()  # read the categories now, not during the first decision
+
+    def steady_until(self, now: float) -> float:
+        """The first moment after ``now`` at which :meth:`decide_host` may decide
+        differently for the same asker and host with nothing else changed: the next
+        minute when a policy has times of day, the next start or end of an exception,
+        the next second when an access gate is set (it may look at anything); infinity
+        when no rule depends on the time. The DNS filter keeps ready answers until then.
+        """
+        until = math.inf
+        if self.gate is not None:
+            until = math.floor(now) + 1.0
+        if self._timed:
+            until = min(until, (math.floor(now / 60) + 1) * 60.0)
+        edges = self._edges
+        if edges:
+            at = bisect.bisect_right(edges, now)
+            if at < len(edges):
+                until = min(until, edges[at])
+        return until
 
     @staticmethod
     def _build_overlay(rules: SchoolRules) -> dict[str, _Overlay]:
@@ -460,7 +486,8 @@ class FilterEngine:
                     list_id=None,
                     policy_id=policy.id,
                     reason=f"Allowed under exception #{exception.id} for {exception.target} "
-                    f"until {ends:%H:%M on %d %B %Y}.",
+                    f"until {ends:%H:%M on %d %B %Y}"
+                    + (f" ({exception.reason})." if exception.reason else "."),
                     under_exception=True,
                 )
         return None

@@ -18,11 +18,14 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from esafety import audit
 from esafety.directory.model import Group, Person
 from esafety.directory.years import KeyStage, YearGroup
 from esafety.errors import InvalidInput, NotFound
 from esafety.filtering import asking, service
 from esafety.filtering.categories import category_of, info
+from esafety.filtering.custom_policies import all_policies
+from esafety.filtering.engine_cache import engines_for
 from esafety.filtering.model import (
     EntryAction,
     PolicyAssignment,
@@ -30,7 +33,6 @@ from esafety.filtering.model import (
     SubnetMapping,
     TargetKind,
 )
-from esafety.filtering.policy import built_in_policies
 from esafety.filtering.store import ListStore
 from esafety.security.roles import Permission, Role
 from esafety.web.deps import Caller, SchoolSession, installation, require
@@ -121,7 +123,7 @@ def _overview(
 ) -> HTMLResponse:
     context: dict[str, Any] = {
         "lists": service.list_lists(session),
-        "policies": built_in_policies(),
+        "policies": all_policies(session),
         "assignments": _assignments(session),
         "entries": session.scalars(
             select(SchoolFilterEntry).order_by(SchoolFilterEntry.target)
@@ -150,6 +152,13 @@ def overview_page(
     session: Session = SchoolSession,
 ) -> HTMLResponse:
     return _overview(request, caller, session)
+
+
+def _why(session: Session, reason: str) -> None:
+    """Every change on this page says why: the filter change log shows it (002 §7.3)."""
+    if not reason.strip():
+        raise InvalidInput("give a reason: the filter change log says why (002 §7.3)")
+    audit.set_reason(session, reason.strip())
 
 
 def _change(
@@ -186,6 +195,7 @@ def add_entry(
             raise InvalidInput("choose whether to block or allow the site")
         if not target.strip():
             raise InvalidInput("site: give a name such as example.com or a web address")
+        _why(session, reason)
         asking.add_school_entry(session, target, action, reason)
 
     form = {"entry_target": target, "entry_action": action, "entry_reason": reason}
@@ -216,10 +226,12 @@ def assign(
     policy_id: str = Form(""),
     kind: str = Form(""),
     target: str = Form(""),
+    reason: str = Form(""),
     caller: Caller = Depends(require(Permission.MANAGE_FILTER_LISTS)),
     session: Session = SchoolSession,
 ) -> Response:
     def change() -> None:
+        _why(session, reason)
         if kind not in {k.value for k in TargetKind}:
             raise InvalidInput(
                 "choose who the policy is for: a person, group, year, key stage or role"
@@ -229,6 +241,7 @@ def assign(
         asking.assign_policy(session, policy_id, kind, target)
 
     form = {"assign_policy": policy_id, "assign_kind": kind, "assign_target": target}
+    form["assign_reason"] = reason
     return _change(request, caller, session, form, "assigned", change)
 
 
@@ -263,6 +276,7 @@ def add_subnet(
     def change() -> None:
         if not note.strip():
             raise InvalidInput("say what the network is, e.g. 'KS1 iPads': the change log shows it")
+        audit.set_reason(session, note.strip())
         asking.add_subnet(
             session,
             network,
@@ -306,13 +320,18 @@ def check_page(
     """Would the filter block this site, for whom, and why (the CLI's ``filter check``)."""
     result = error = None
     if site.strip():
+        inst = installation(request)
+        # Before this route's session reads anything: on SQLite a build reads in a
+        # session of its own, which would wait for this one's lock.
+        engine = engines_for(inst).engine(caller.school_id)
         try:
             result = service.check(
                 session,
-                ListStore(installation(request).data_dir),
+                ListStore(inst.data_dir),
                 site,
                 username=person.strip() or None,
                 policy_id=policy.strip() or None,
+                engine=engine,
             )
         except (InvalidInput, NotFound) as exc:
             error = str(exc)
@@ -320,7 +339,7 @@ def check_page(
         "site": site,
         "person": person,
         "policy": policy,
-        "policies": built_in_policies(),
+        "policies": all_policies(session),
         "result": result,
         "error": error,
     }

@@ -14,7 +14,7 @@ import os
 import tempfile
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -27,7 +27,7 @@ from esafety.db import utcnow
 from esafety.directory.model import School
 from esafety.directory.service import require
 from esafety.errors import InvalidInput, NotFound
-from esafety.filtering import asking
+from esafety.filtering import asking, custom_policies, requests
 from esafety.filtering.categories import Category, category_of
 from esafety.filtering.decision import Asker, Decision, FilterEngine, decide
 from esafety.filtering.hostnames import normalise_host
@@ -37,7 +37,7 @@ from esafety.filtering.lists import ListFormat, ParsedList, list_format_of, pars
 from esafety.filtering.lists.lines import ListSource, open_list_file
 from esafety.filtering.lists.ut1 import ut1_category
 from esafety.filtering.model import FilterList, ListColumns, SchoolFilterList
-from esafety.filtering.policy import SchoolRules, built_in_policies
+from esafety.filtering.policy import SchoolRules
 from esafety.filtering.store import ListStore
 from esafety.filtering.urls import parse_url
 from esafety.security.roles import Permission
@@ -50,6 +50,7 @@ __all__ = [
     "check",
     "import_list",
     "list_lists",
+    "rules_fingerprint",
     "update_lists",
 ]
 
@@ -289,9 +290,23 @@ def build_engine(session: Session, store: ListStore) -> FilterEngine:
     school = session.get(School, school_id)
     zone = ZoneInfo(school.timezone if school is not None else "Europe/London")
     rules = SchoolRules(
-        timezone=zone, policies=built_in_policies(), entries=asking.school_entries(session)
+        timezone=zone,
+        policies=custom_policies.all_policies(session),
+        entries=asking.school_entries(session),
+        exceptions=requests.approved_exceptions(session),
     )
     return FilterEngine(index, rules)
+
+
+def rules_fingerprint(session: Session) -> Hashable:
+    """What changes when the school's own policies or its exceptions do (the DNS filter
+    builds its engine again when this changes)."""
+    if _school_id(session) is None:
+        return ()
+    return (
+        custom_policies.policy_fingerprint(session),
+        requests.exceptions_fingerprint(session),
+    )
 
 
 def _list_id(row: ListColumns) -> str:
@@ -323,8 +338,12 @@ def check(
     username: str | None = None,
     policy_id: str | None = None,
     at: datetime | None = None,
+    engine: FilterEngine | None = None,
 ) -> Check:
-    """What the filter decides for a site, for a person, a policy or an unknown device."""
+    """What the filter decides for a site, for a person, a policy or an unknown device.
+
+    ``engine`` is one already built from the same lists (the web app keeps one per school,
+    :mod:`esafety.filtering.engine_cache`); without it the lists are compiled now."""
     require(session, Permission.CHECK_FILTER, "check what the filter decides")
     text = host_or_url.strip()
     host = parse_url(text).host.name if "/" in text or "\\" in text else normalise_host(text)
@@ -333,12 +352,12 @@ def check(
     if username is not None:
         asker, why = asking.asker_for_username(session, username)
     elif policy_id is not None:
-        if policy_id not in built_in_policies():
-            raise InvalidInput(
-                f"unknown policy '{policy_id}': use one of {', '.join(built_in_policies())}"
-            )
+        known = custom_policies.all_policies(session)
+        if policy_id not in known:
+            raise InvalidInput(f"unknown policy '{policy_id}': use one of {', '.join(known)}")
         asker, why = Asker(policy_id), f"policy {policy_id} given"
     else:
         asker, why = Asker(None), "unknown device: the strictest pupil policy"
-    engine = build_engine(session, store)
+    if engine is None:
+        engine = build_engine(session, store)
     return Check(decide(engine, asker, text, at), host, asker, why)

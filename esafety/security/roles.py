@@ -83,6 +83,10 @@ STAFF_ROLES = frozenset(
 _SAFEGUARDING_LEADS = frozenset({Role.DSL, Role.DEPUTY_DSL, Role.HEADTEACHER})
 _EVERYONE = frozenset(Role)
 _ADULTS = _EVERYONE - {Role.PUPIL}
+_SITE_REPORT_READERS = frozenset(
+    {Role.TECHNICIAN, Role.ONLINE_SAFETY_LEAD, Role.DSL, Role.DEPUTY_DSL}
+)
+_FILTER_ALERT_READERS = frozenset({Role.DSL, Role.DEPUTY_DSL, Role.ONLINE_SAFETY_LEAD})
 
 
 class Permission(StrEnum):
@@ -115,6 +119,30 @@ class Permission(StrEnum):
     CHECK_FILTER = "check_filter"
     #: Tell the filter who is using a device (a proxy, device agent or MDM's token).
     RECORD_SIGN_INS = "record_sign_ins"
+    #: Report a site that should be blocked or is wrongly blocked (003 §7.3.2, 004).
+    REPORT_SITES = "report_sites"
+    #: Read the reports of sites (over- and under-blocking, 003 §7.3.1).
+    VIEW_SITE_REPORTS = "view_site_reports"
+    #: Close a report of a site with what was done.
+    RESOLVE_SITE_REPORTS = "resolve_site_reports"
+    #: Ask for a site to be unblocked for a lesson (001 "auditable, with clear reasons").
+    REQUEST_UNBLOCK = "request_unblock"
+    #: See unblock requests and exceptions: one's own, those to approve, and (for those who
+    #: may read the filter change log) every one.
+    VIEW_UNBLOCK_REQUESTS = "view_unblock_requests"
+    #: Approve or refuse unblock requests; checked again against the school's approver
+    #: setting (headteacher by default, 000 §5) when it is used.
+    APPROVE_UNBLOCK = "approve_unblock"
+    #: Read the filter change log (002 §7.3, 003 §7.3.1: governors read it).
+    VIEW_FILTER_CHANGES = "view_filter_changes"
+    #: Change the school's filter settings (who approves unblock requests, warnings).
+    MANAGE_FILTER_SETTINGS = "manage_filter_settings"
+    #: Read the filter's alerts to the DSL (blocks in alerting categories, issue 4 §8).
+    VIEW_FILTER_ALERTS = "view_filter_alerts"
+    #: Mark a filter alert as seen and dealt with.
+    ACKNOWLEDGE_FILTER_ALERTS = "acknowledge_filter_alerts"
+    #: Scrape ``/metrics`` (Prometheus, with an API token): counters, no personal data.
+    VIEW_METRICS = "view_metrics"
 
 
 PERMISSIONS: dict[Permission, frozenset[Role]] = {
@@ -153,6 +181,37 @@ PERMISSIONS: dict[Permission, frozenset[Role]] = {
     ),
     Permission.CHECK_FILTER: STAFF_ROLES | {Role.ADMIN},
     Permission.RECORD_SIGN_INS: frozenset({Role.TECHNICIAN, Role.ADMIN}),
+    # Everyone who works with pupils reports sites (PRODUCT: volunteers too).
+    Permission.REPORT_SITES: STAFF_ROLES | {Role.VOLUNTEER, Role.ADMIN},
+    # 004 "reported to the Online Safety Coordinator and/or the ICT Technician"; issue 4
+    # §9: reports reach the technician and the DSL.
+    Permission.VIEW_SITE_REPORTS: _SITE_REPORT_READERS,
+    Permission.RESOLVE_SITE_REPORTS: _SITE_REPORT_READERS,
+    Permission.REQUEST_UNBLOCK: STAFF_ROLES,
+    Permission.VIEW_UNBLOCK_REQUESTS: STAFF_ROLES
+    | {Role.GOVERNOR, Role.CHAIR_OF_GOVERNORS, Role.ADMIN},
+    # The roles a school may name as its approver (000 §5: the headteacher by default).
+    Permission.APPROVE_UNBLOCK: frozenset(
+        {Role.HEADTEACHER, Role.DSL, Role.DEPUTY_DSL, Role.ONLINE_SAFETY_LEAD}
+    ),
+    Permission.VIEW_FILTER_CHANGES: frozenset(
+        {
+            Role.GOVERNOR,
+            Role.CHAIR_OF_GOVERNORS,
+            Role.HEADTEACHER,
+            Role.DSL,
+            Role.DEPUTY_DSL,
+            Role.ONLINE_SAFETY_LEAD,
+            Role.TECHNICIAN,
+            Role.ADMIN,
+        }
+    ),
+    Permission.MANAGE_FILTER_SETTINGS: frozenset({Role.HEADTEACHER, Role.ADMIN}),
+    # KCSIE: the DSL (and deputies) act on online-safety signals; the online safety lead
+    # oversees filtering and monitoring (003 §7.3).
+    Permission.VIEW_FILTER_ALERTS: _FILTER_ALERT_READERS,
+    Permission.ACKNOWLEDGE_FILTER_ALERTS: _FILTER_ALERT_READERS,
+    Permission.VIEW_METRICS: frozenset({Role.TECHNICIAN, Role.ADMIN}),
 }
 
 

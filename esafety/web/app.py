@@ -20,6 +20,7 @@ from fastapi.staticfiles import StaticFiles
 
 import esafety
 from esafety import scheduler
+from esafety.filtering.blockpage import BlockPageMiddleware
 from esafety.installation import Installation
 from esafety.web.errors import LastResortMiddleware, install_error_handlers
 from esafety.web.security_headers import SecurityHeadersMiddleware
@@ -35,6 +36,11 @@ SLICE_ROUTERS = (
     "esafety.directory.web",
     "esafety.filtering.web",
     "esafety.filtering.overview",
+    "esafety.filtering.alerts_pages",
+    "esafety.web.metrics",
+    "esafety.filtering.pages",
+    "esafety.filtering.requests_api",
+    "esafety.filtering.reports_web",
 )
 
 
@@ -81,6 +87,9 @@ def create_app(inst: Installation, *, run_jobs: bool = False) -> FastAPI:
                 route.include_in_schema = False
         app.include_router(router)
     install_error_handlers(app)
+    # Innermost: a request for a name the DNS filter blocked gets the block page, never
+    # the app; errors and security headers still wrap it.
+    app.add_middleware(BlockPageMiddleware, inst=inst)
     app.add_middleware(LastResortMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)
     return app

@@ -80,6 +80,9 @@ def sections_for(caller: Caller, session: Session, *, available: frozenset[str])
         return (path, label) if path in available else None
 
     sections: list[Section] = []
+    notices = _notices(caller, session)
+    if notices is not None:
+        sections.append(notices)
     if Role.PUPIL in roles:
         sections.append(
             Section(
@@ -102,8 +105,12 @@ def sections_for(caller: Caller, session: Session, *, available: frozenset[str])
                 later=True,
             )
         )
+    if caller.can(Permission.REQUEST_UNBLOCK) and "/filtering/requests/new" in available:
+        sections.append(_unblocking(caller, session))
     if roles & _LEADS:
         sections.append(_safeguarding(caller, session))
+    if caller.can(Permission.VIEW_FILTER_ALERTS):
+        sections.append(_filter_alerts(session, link("/filtering/alerts", "See the alerts")))
     if roles & {Role.TEACHER, Role.TEACHING_ASSISTANT}:
         sections.append(_classes(caller, session, link("/people", "See people")))
     if caller.can(Permission.RESET_PUPIL_PASSWORDS) and caller.can(Permission.VIEW_DIRECTORY):
@@ -126,11 +133,71 @@ def sections_for(caller: Caller, session: Session, *, available: frozenset[str])
                 later=True,
             )
         )
+        if caller.can(Permission.VIEW_FILTER_CHANGES):
+            sections.append(
+                Section(
+                    "filter_changes",
+                    "Filter change log",
+                    "Every change to the school's web filter, who made it and why, and the "
+                    "sites unblocked for lessons (002 §7.3).",
+                    link=link("/filtering/changes", "Read the change log"),
+                )
+            )
     if not sections:
         sections.append(
             Section("welcome", "Welcome", "There is nothing for you to do here at the moment.")
         )
     return sections
+
+
+def _notices(caller: Caller, session: Session) -> Section | None:
+    """Unread notices (a filter exception's pre-warning, a decision), newest first."""
+    from esafety.notices import unread
+
+    rows = unread(session, caller.person_id)
+    if not rows:
+        return None
+    return Section(
+        "notices",
+        "For you",
+        items=[Item(row.text, row.link) for row in rows],
+    )
+
+
+def _unblocking(caller: Caller, session: Session) -> Section:
+    from esafety.filtering.requests import request_lists
+
+    section = Section(
+        "unblock",
+        "A blocked site for a lesson?",
+        "Ask for it to be unblocked for your class, with the educational reason; it is "
+        "blocked again by itself at the end.",
+        link=("/filtering/requests/new", "Ask for a site"),
+    )
+    if caller.can(Permission.APPROVE_UNBLOCK):
+        waiting = len(request_lists(session).waiting_for_me)
+        if waiting:
+            section.count, section.count_label = waiting, "requests waiting for your decision"
+            section.link = ("/filtering/requests", "Decide")
+    return section
+
+
+def _filter_alerts(session: Session, more: tuple[str, str] | None) -> Section:
+    """New alerts from the web filter (issue 4 §8): a count, so no alert is read here."""
+    from esafety.filtering.alerts import new_alert_count
+
+    count = new_alert_count(session)
+    return Section(
+        "filter_alerts",
+        "Filter alerts",
+        "Sites the filter blocked in categories that alert the DSL (extremism, self-harm, "
+        "pornography...)."
+        if count
+        else "No new alerts from the web filter.",
+        count=count,
+        count_label="new alerts" if count != 1 else "new alert",
+        link=more,
+    )
 
 
 def _children(caller: Caller, session: Session) -> Section:

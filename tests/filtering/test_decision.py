@@ -176,7 +176,8 @@ def test_exception_only_for_named_groups_inside_its_time(asker, when, action) ->
     if decision.under_exception:
         assert decision.rule == "exception #12"
         assert decision.reason == (
-            "Allowed under exception #12 for games.example until 11:00 on 03 March 2025."
+            "Allowed under exception #12 for games.example until 11:00 on 03 March 2025 "
+            "(Coding lesson)."
         )
 
 

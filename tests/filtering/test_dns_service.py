@@ -106,7 +106,9 @@ def school(inst: Installation, tmp_path: Path) -> int:
 
 @pytest.fixture
 def running(inst: Installation, school: int, upstream: FakeUpstream) -> Iterator[Running]:
-    settings = DnsSettings(port=0, upstreams=[f"127.0.0.1:{upstream.port}"], block_ipv4=BLOCK_V4)
+    settings = DnsSettings(
+        port=0, upstreams=[f"127.0.0.1:{upstream.port}"], block_ipv4=BLOCK_V4, workers=1
+    )
     started = Running(DnsService(inst, settings))
     try:
         yield started
@@ -169,7 +171,11 @@ def test_the_background_refresh_reads_sign_ins(
     inst: Installation, school: int, upstream: FakeUpstream
 ) -> None:
     settings = DnsSettings(
-        port=0, upstreams=[f"127.0.0.1:{upstream.port}"], block_ipv4=BLOCK_V4, refresh_seconds=0.1
+        port=0,
+        upstreams=[f"127.0.0.1:{upstream.port}"],
+        block_ipv4=BLOCK_V4,
+        refresh_seconds=0.1,
+        workers=1,
     )
     started = Running(DnsService(inst, settings))
     try:

@@ -154,7 +154,12 @@ def test_policies_are_assigned_to_a_year_and_a_network_to_a_class(
     headers = as_role(client, world, Role.TECHNICIAN)
     assigned = client.post(
         "/filtering/assignments",
-        data={"policy_id": "ks1", "kind": "year", "target": "year 4"},
+        data={
+            "policy_id": "ks1",
+            "kind": "year",
+            "target": "year 4",
+            "reason": "Year 4 uses Swiggle (003 §7.1)",
+        },
         headers=headers,
     )
     assert assigned.status_code == 303
@@ -167,7 +172,7 @@ def test_policies_are_assigned_to_a_year_and_a_network_to_a_class(
 
     unknown = client.post(
         "/filtering/assignments",
-        data={"policy_id": "ks1", "kind": "year", "target": "Year 42"},
+        data={"policy_id": "ks1", "kind": "year", "target": "Year 42", "reason": "x"},
         headers=headers,
     )
     assert unknown.status_code == 422 and "Year 42" in unknown.text

@@ -6,7 +6,7 @@ too: this test fails until it knows a row of another school for each new kind of
 from __future__ import annotations
 
 import re
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
@@ -14,7 +14,10 @@ from sqlalchemy import func, select
 
 from esafety.audit import Actor, AuditEntry
 from esafety.directory import registers
-from esafety.filtering import asking
+from esafety.filtering import asking, custom_policies, requests
+from esafety.filtering import reports as site_reports
+from esafety.filtering.alerts import FilterAlertRaised, store_alert
+from esafety.filtering.reports_model import ReportKind, ReportSource
 from esafety.installation import Installation
 from esafety.security.roles import Role
 from esafety.security.tokens import create_token
@@ -39,6 +42,41 @@ def _other_school(inst: Installation) -> tuple[int, dict[str, int]]:
         assignment = asking.assign_policy(session, "ks1", "year", "Year 3")
         subnet = asking.add_subnet(session, "10.9.0.0/16", policy_id="ks1", note="their iPads")
         ids |= {"entry_id": entry.id, "assignment_id": assignment.id, "subnet_id": subnet.id}
+        alert = store_alert(
+            session,
+            FilterAlertRaised(
+                beta.id, "", "10.9.0.7", "beta-alert.example", "beta-alert.example",
+                ("extremism",), "beta-alert.example", "ks2",
+                datetime.now(UTC), datetime.now(UTC), 1,
+            ),
+            timedelta(minutes=10),
+        )  # fmt: skip
+        ids["alert_id"] = alert.id
+        report = site_reports.record_report(
+            session,
+            site="beta-report.example",
+            kind=ReportKind.WRONGLY_BLOCKED,
+            source=ReportSource.STAFF_PAGE,
+            decision=None,
+        )
+        ids["report_id"] = report.id
+        policy = custom_policies.create_policy(
+            session, "beta-only", based_on="ks2", block=["games"], reason="their own policy"
+        )
+        ids["policy_id"] = policy.policy_id  # type: ignore[assignment]
+    teacher = beta[Role.TEACHER]
+    asking_actor = Actor(teacher.username, teacher.id, beta.id, frozenset({"teacher"}))
+    with inst.db.session(asking_actor, school_id=beta.id) as session:
+        soon = datetime.now(UTC) + timedelta(days=1)
+        unblock = requests.request_unblock(
+            session,
+            "beta-games.example",
+            "Their Year 3 class will use this site for a science lesson on magnets.",
+            ["role:pupil"],
+            soon,
+            soon + timedelta(hours=1),
+        )
+        ids["request_id"] = unblock.id
     _, token = create_token(inst, beta[Role.DSL].id, "beta's token", actor=actor)
     return beta.id, {**ids, "person_id": pupil, "token_id": token.id}
 

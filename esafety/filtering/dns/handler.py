@@ -10,15 +10,28 @@ BADVERS); a fault of ours → SERVFAIL and one log line. Nothing here raises to 
 The decision itself belongs to the engine behind :class:`DnsDecider`, which knows nothing
 of DNS (AdGuard Home's split): it gets the client's address, the normalised name and the
 query type, and returns a :class:`DnsVerdict`.
+
+Ready answers (the UDP fast path, :meth:`DnsHandler.answer_udp`): a decider that also
+offers per-client scopes (:class:`ScopedDecider`, such as ``esafety serve``'s bridge)
+gets each synchronous UDP answer kept in its scope's ``replies``, keyed by the query
+without its ID. The same query from a client with the same asker is then answered by
+putting the new ID in front of the kept octets, and its decisions are logged again
+through the scope. An answer is kept while its decisions are steady (the scope says until
+when: a sign-in ending, a time-of-day rule's next minute, an exception starting or
+ending) and, for upstream records, until their TTLs next tick down (then it is packed
+again from the cache with the same decisions) or they expire; the decider drops every
+kept answer when its snapshot or engine changes. So a kept answer is byte for byte what
+the slow path would say now.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from esafety.errors import ConfigError
 from esafety.filtering.dns.cache import CachedAnswer, CacheKey
@@ -50,8 +63,10 @@ __all__ = [
     "DnsCounters",
     "DnsDecider",
     "DnsHandler",
+    "DnsScope",
     "DnsVerdict",
     "PendingAnswer",
+    "ScopedDecider",
 ]
 
 log = logging.getLogger(__name__)
@@ -74,6 +89,52 @@ class DnsDecider(Protocol):
     not block or do I/O (ARCHITECTURE "Hot path")."""
 
     def decide(self, client_ip: str, qname: str, qtype: int) -> DnsVerdict: ...
+
+
+class DnsScope(Protocol):
+    """One client as a :class:`ScopedDecider` sees it for a while (see the module doc)."""
+
+    #: Ready answers: the query without its ID → a :data:`Ready` tuple.
+    replies: dict[bytes, Any]
+
+    def decide(self, qname: str, qtype: int, now: float) -> tuple[DnsVerdict, Any]:
+        """Decide (and log) like :meth:`DnsDecider.decide`; the note logs it again."""
+        ...
+
+    def repeat(self, notes: tuple[Any, ...], now: float) -> None:
+        """Log the decisions behind a ready answer again, for this client, at ``now``."""
+        ...
+
+    def steady_until(self, now: float) -> float:
+        """Until when (same clock as ``now``) this client's decisions cannot change."""
+        ...
+
+
+@runtime_checkable
+class ScopedDecider(Protocol):
+    """A decider that can keep ready answers per client (``esafety serve``'s bridge)."""
+
+    clock: Callable[[], float]
+
+    def decide(self, client_ip: str, qname: str, qtype: int) -> DnsVerdict: ...
+    def scope(self, client_ip: str, now: float) -> DnsScope: ...
+    def forget_ready(self) -> None:
+        """Drop every scope's ready answers (the handler's bound on their number)."""
+        ...
+
+
+#: A ready answer: (its records kept until [cache clock], the answer without its ID, the
+#: notes to log it again, whether it is a block, for a replayed upstream answer what is
+#: needed to pack it again when its TTLs tick down: (query, cached answer, size limit,
+#: cache key), else None; its decisions steady until [decider's clock]).
+Ready = tuple[
+    float, bytes, tuple[Any, ...], bool, "tuple[Query, CachedAnswer, int, CacheKey] | None", float
+]
+
+#: Ready answers kept in all before every table is emptied (a flood of names cannot grow
+#: them without bound; about 300 octets each).
+MAX_READY = 200_000
+_NEVER = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +191,8 @@ class DnsCounters:
     servfail: int = 0
     dropped_busy: int = 0
     upstream_failures: int = 0
+    #: Answers given from the ready table (also counted in blocked or cache_answers).
+    ready_answers: int = 0
     extra: dict[str, int] = field(default_factory=dict)
 
 
@@ -206,6 +269,8 @@ class DnsHandler:
         self.counters = DnsCounters()
         self._block = _BlockAnswers(block)
         self._nxdomain = _BlockAnswers(BlockSettings(mode="nxdomain", ttl=block.ttl))
+        self._scoped = decider if isinstance(decider, ScopedDecider) else None
+        self._ready_count = 0
 
     async def handle(self, wire: bytes, client_ip: str, tcp: bool = False) -> bytes | None:
         """The whole ladder for one message; None means send nothing."""
@@ -214,8 +279,85 @@ class DnsHandler:
             return await self.complete(result)
         return result
 
+    def times(self) -> tuple[float, float]:
+        """(the decider's clock, the cache's clock) now, for :meth:`answer_udp`."""
+        scoped = self._scoped
+        return (scoped.clock() if scoped is not None else 0.0), self.clock()
+
+    def answer_udp(
+        self, wire: bytes, client_ip: str, now: float, mono: float
+    ) -> bytes | PendingAnswer | None:
+        """:meth:`answer` for a datagram, from the ready answers when it can be.
+
+        ``now`` and ``mono`` come from :meth:`times`, read when the datagram was.
+        """
+        scoped = self._scoped
+        if scoped is None:
+            return self.answer(wire, client_ip, False)
+        scope = scoped.scope(client_ip, now)
+        key = wire[2:]
+        ready: Ready | None = scope.replies.get(key)
+        if ready is not None:
+            if mono < ready[0] and now < ready[5]:
+                scope.repeat(ready[2], now)
+                counters = self.counters
+                counters.queries += 1
+                counters.ready_answers += 1
+                if ready[3]:
+                    counters.blocked += 1
+                else:
+                    counters.cache_answers += 1
+                return wire[:2] + ready[1]
+            again = ready[4]
+            if again is not None and now < ready[5]:
+                tail = self._repack(scope, key, ready, again, now, mono)
+                if tail is not None:
+                    return wire[:2] + tail
+        return self._answer_wire(wire, client_ip, False, scope, now, mono, key)
+
     def answer(self, wire: bytes, client_ip: str, tcp: bool) -> bytes | PendingAnswer | None:
         """Answer now when no upstream is needed; otherwise a :class:`PendingAnswer`."""
+        scoped = self._scoped
+        if scoped is None:
+            return self._answer_wire(wire, client_ip, tcp, None, 0.0, self.clock(), None)
+        now = scoped.clock()
+        scope = scoped.scope(client_ip, now)
+        return self._answer_wire(wire, client_ip, tcp, scope, now, self.clock(), None)
+
+    def _repack(
+        self,
+        scope: DnsScope,
+        key: bytes,
+        ready: Ready,
+        again: tuple[Query, CachedAnswer, int, CacheKey],
+        now: float,
+        mono: float,
+    ) -> bytes | None:
+        """A ready upstream answer whose TTLs ticked down, packed again with the same
+        decisions (still steady); None when the cache now holds another answer."""
+        query, cached, limit, cache_key = again
+        if self.forwarder.cache.get(cache_key, mono) is not cached:
+            return None
+        reply, tick = self._pack_cached(query, cached, limit, mono)
+        tail = reply[2:]
+        scope.replies[key] = (tick, tail, ready[2], False, again, ready[5])
+        scope.repeat(ready[2], now)
+        counters = self.counters
+        counters.queries += 1
+        counters.ready_answers += 1
+        counters.cache_answers += 1
+        return tail
+
+    def _answer_wire(
+        self,
+        wire: bytes,
+        client_ip: str,
+        tcp: bool,
+        scope: DnsScope | None,
+        now: float,
+        mono: float,
+        key: bytes | None,
+    ) -> bytes | PendingAnswer | None:
         counters = self.counters
         counters.queries += 1
         try:
@@ -226,10 +368,109 @@ class DnsHandler:
         except RejectQuery as rejected:
             counters.formerr += 1
             return rejected.answer
+        notes: list[Any] = []
+        limit = MAX_MESSAGE if tcp else query.udp_limit
         try:
-            return self._answer(query, client_ip, MAX_MESSAGE if tcp else query.udp_limit)
+            result, until, blocked, cached = self._answer(
+                query, client_ip, limit, scope, now, mono, notes
+            )
+            if key is not None and scope is not None and until > mono and type(result) is bytes:
+                self._keep(
+                    scope, key, query, result, until, blocked, cached, limit, now, mono, notes
+                )
         except Exception as exc:  # the serving loop never dies: a fault answers SERVFAIL
             return self._fault(query, client_ip, exc)
+        return result
+
+    def _keep(
+        self,
+        scope: DnsScope,
+        key: bytes,
+        query: Query,
+        reply: bytes,
+        until: float,
+        blocked: bool,
+        cached: CachedAnswer | None,
+        limit: int,
+        now: float,
+        mono: float,
+        notes: list[Any],
+    ) -> None:
+        """Keep ``reply`` ready until its decisions or its records may change."""
+        steady = scope.steady_until(now)  # the decider's clock; ``until`` is the cache's
+        self._ready_count += 1
+        if self._ready_count > MAX_READY and self._scoped is not None:
+            self._scoped.forget_ready()
+            self._ready_count = 1
+        again = None
+        if cached is not None and not blocked:
+            again = (query, cached, limit, (query.qname, query.qtype, query.do))
+        scope.replies[key] = (until, reply[2:], tuple(notes), blocked, again, steady)
+
+    def _decide(
+        self,
+        client_ip: str,
+        host: str,
+        qtype: int,
+        scope: DnsScope | None,
+        now: float,
+        notes: list[Any],
+    ) -> DnsVerdict:
+        if scope is None:
+            return self.decider.decide(client_ip, host, qtype)
+        verdict, note = scope.decide(host, qtype, now)
+        notes.append(note)
+        return verdict
+
+    def _answer(
+        self,
+        query: Query,
+        client_ip: str,
+        limit: int,
+        scope: DnsScope | None,
+        now: float,
+        mono: float,
+        notes: list[Any],
+    ) -> tuple[bytes | PendingAnswer, float, bool, CachedAnswer | None]:
+        """The answer; until when its records may be kept [cache clock] (0: not at all);
+        whether it is a block; the cached upstream answer it replays, if any."""
+        if query.qclass != CLASS_IN:
+            self.counters.refused += 1
+            refused = pack_error(query.id, query.flags, RCODE_REFUSED, query.question)
+            return refused, _NEVER, False, None
+        name = query.qname
+        if name:  # the root (". NS" priming) names no site
+            if not (query.plain and is_plain_ascii_host(name)):
+                host = self._host(query)
+                if host is None:
+                    self.counters.refused += 1
+                    refused = pack_error(query.id, query.flags, RCODE_REFUSED, query.question)
+                    return refused, _NEVER, False, None
+            else:
+                host = name
+            verdict = self._decide(client_ip, host, query.qtype, scope, now, notes)
+            action = verdict.action
+            if action == "block":
+                self.counters.blocked += 1
+                answers = self._nxdomain if verdict.nxdomain else self._block
+                return answers.answer(query, limit), math.inf, True, None
+            if action == "rewrite":
+                if not verdict.rewrite_to:
+                    raise ValueError(f"rewrite verdict for {host!r} has no target")
+                key = (name, query.qtype, query.do)
+                pending = PendingAnswer(query, client_ip, limit, key, verdict.rewrite_to)
+                return pending, _NEVER, False, None
+            if action != "allow":
+                raise ValueError(f"unknown verdict action {action!r} for {host!r}")
+        key = (name, query.qtype, query.do)
+        cached = self.forwarder.cache.get(key, mono)
+        if cached is not None:
+            self.counters.cache_answers += 1
+            reply, until, blocked = self._replay(
+                query, client_ip, cached, limit, scope, now, mono, notes
+            )
+            return reply, until, blocked, cached
+        return PendingAnswer(query, client_ip, limit, key, None), _NEVER, False, None
 
     async def complete(self, pending: PendingAnswer) -> bytes | None:
         """The answer to a question that needed upstream; None when dropped as busy."""
@@ -243,46 +484,20 @@ class DnsHandler:
                 if answer is None:
                     return self._upstream_failed(query)
                 self.counters.forwarded += 1
-                return self._replay(query, pending.client_ip, answer, pending.limit)
+                scoped = self._scoped
+                scope = None
+                now = 0.0
+                if scoped is not None:
+                    now = scoped.clock()
+                    scope = scoped.scope(pending.client_ip, now)
+                client, limit = pending.client_ip, pending.limit
+                return self._replay(query, client, answer, limit, scope, now, None, [])[0]
             return await self._rewrite(query, target, pending.limit)
         except UpstreamBusy:
             self.counters.dropped_busy += 1
             return None
         except Exception as exc:
             return self._fault(query, pending.client_ip, exc)
-
-    def _answer(self, query: Query, client_ip: str, limit: int) -> bytes | PendingAnswer:
-        if query.qclass != CLASS_IN:
-            self.counters.refused += 1
-            return pack_error(query.id, query.flags, RCODE_REFUSED, query.question)
-        name = query.qname
-        if name:  # the root (". NS" priming) names no site
-            if not (query.plain and is_plain_ascii_host(name)):
-                host = self._host(query)
-                if host is None:
-                    self.counters.refused += 1
-                    return pack_error(query.id, query.flags, RCODE_REFUSED, query.question)
-            else:
-                host = name
-            verdict = self.decider.decide(client_ip, host, query.qtype)
-            action = verdict.action
-            if action == "block":
-                self.counters.blocked += 1
-                answers = self._nxdomain if verdict.nxdomain else self._block
-                return answers.answer(query, limit)
-            if action == "rewrite":
-                if not verdict.rewrite_to:
-                    raise ValueError(f"rewrite verdict for {host!r} has no target")
-                key = (name, query.qtype, query.do)
-                return PendingAnswer(query, client_ip, limit, key, verdict.rewrite_to)
-            if action != "allow":
-                raise ValueError(f"unknown verdict action {action!r} for {host!r}")
-        key = (name, query.qtype, query.do)
-        cached = self.forwarder.cached(key)
-        if cached is not None:
-            self.counters.cache_answers += 1
-            return self._replay(query, client_ip, cached, limit)
-        return PendingAnswer(query, client_ip, limit, key, None)
 
     def _host(self, query: Query) -> str | None:
         """The normal form of a name that is not plain lowercase ASCII, or None if it
@@ -294,15 +509,39 @@ class DnsHandler:
         except InvalidHost:
             return None
 
-    def _replay(self, query: Query, client_ip: str, answer: CachedAnswer, limit: int) -> bytes:
+    def _replay(
+        self,
+        query: Query,
+        client_ip: str,
+        answer: CachedAnswer,
+        limit: int,
+        scope: DnsScope | None,
+        now: float,
+        mono: float | None,
+        notes: list[Any],
+    ) -> tuple[bytes, float, bool]:
+        """A cached upstream answer for this client; until when it may be kept; blocked?"""
+        at = self.clock() if mono is None else mono
         # An allowed name whose answer goes through a blocked name is blocked (issue 4 §7).
         for target in answer.cname_targets:
-            if self.decider.decide(client_ip, target, query.qtype).action == "block":
+            verdict = self._decide(client_ip, target, query.qtype, scope, now, notes)
+            if verdict.action == "block":
                 self.counters.blocked += 1
-                return self._block.answer(query, limit)
+                # Kept while the cache keeps the answer that names the blocked target.
+                return self._block.answer(query, limit), answer.stored_at + answer.lifetime, True
+        reply, tick = self._pack_cached(query, answer, limit, at)
+        return reply, tick, False
+
+    def _pack_cached(
+        self, query: Query, answer: CachedAnswer, limit: int, at: float
+    ) -> tuple[bytes, float]:
+        """The upstream answer with its TTLs as they stand at ``at``, and the moment they
+        next tick down or the answer expires."""
         extra = FLAG_AD if answer.ad and query.do else 0
-        body = answer.body_at(self.clock())
-        return pack_answer(query, answer.rcode, body, answer.an, answer.ns, limit, extra)
+        body = answer.body_at(at)
+        reply = pack_answer(query, answer.rcode, body, answer.an, answer.ns, limit, extra)
+        stored = answer.stored_at
+        return reply, min(stored + int(at - stored) + 1.0, stored + answer.lifetime)
 
     async def _rewrite(self, query: Query, target: str, limit: int) -> bytes | None:
         from esafety.filtering.dns.rewrite import pack_rewrite

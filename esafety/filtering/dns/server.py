@@ -1,7 +1,10 @@
 """The DNS filter's UDP and TCP servers on asyncio, around one :class:`DnsHandler`.
 
 Both transports hand raw messages to the same handler (dnslib's and dnspython's servers
-keep this split too). Memory stays bounded under a flood: UDP input waits in the kernel's
+keep this split too). UDP is read by hand, not through an asyncio transport: a readable
+socket is drained in one go and each answer the handler can give at once is sent before
+the next datagram is read (a transport costs a callback and a buffer check a datagram;
+issue 4 "Figures" asks for unbound's CPU per query). Memory stays bounded under a flood: UDP input waits in the kernel's
 socket buffer (the kernel drops the excess); questions waiting for upstream are at most
 ``max_pending`` (beyond, dropped and counted); replies the kernel cannot take yet are at
 most ``max_send_buffer`` octets (beyond, dropped and counted); TCP connections are at most
@@ -19,15 +22,18 @@ import contextlib
 import logging
 import socket
 import struct
-from collections.abc import Callable
+from collections import deque
 from dataclasses import dataclass
 
 from esafety.filtering.dns.handler import DnsHandler, PendingAnswer
+from esafety.filtering.dns.wire import MAX_MESSAGE
 
 __all__ = ["DnsServer", "ServerSettings", "bind_tcp", "bind_udp"]
 
 log = logging.getLogger(__name__)
 _LENGTH = struct.Struct("!H")
+#: Datagrams answered per readable event before the loop runs anything else.
+_BATCH = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,36 +87,78 @@ def bind_tcp(host: str, port: int, reuse_port: bool = False) -> socket.socket:
     return sock
 
 
-class _UdpProtocol(asyncio.DatagramProtocol):
-    def __init__(self, server: DnsServer) -> None:
+class _UdpReader:
+    """Drains the UDP socket whenever it is readable and answers what it can at once.
+
+    No asyncio transport: each readable event reads datagrams until the socket is empty
+    (at most ``_BATCH``, so TCP and timers get their turn), and a question the ready
+    answers, a block or the cache answers is sent back before the next is read. Replies
+    the kernel cannot take yet wait in a queue of at most ``max_send_buffer`` octets.
+    """
+
+    def __init__(self, server: DnsServer, sock: socket.socket) -> None:
         self.server = server
         self.handler = server.handler
-        self.transport: asyncio.DatagramTransport | None = None
-        self.buffered: Callable[[], int] = lambda: 0
-        #: Done when the transport has closed its socket (close() waits for it).
-        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.sock = sock
+        self.loop = asyncio.get_running_loop()
+        self.waiting: deque[tuple[bytes, tuple[str, int]]] = deque()
+        self.waiting_octets = 0
+        self.closed = False
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self.closed.done():
-            self.closed.set_result(None)
+    def start(self) -> None:
+        self.loop.add_reader(self.sock.fileno(), self.readable)
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-        # Both asyncio's and uvloop's UDP transports have it; typeshed does not say so.
-        self.buffered = getattr(transport, "get_write_buffer_size", self.buffered)
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        result = self.handler.answer(data, addr[0], False)
-        if result is None:
+    def close(self) -> None:
+        if self.closed:
             return
-        if type(result) is bytes:
-            self.send(result, addr)
-            return
+        self.closed = True
+        self.loop.remove_reader(self.sock.fileno())
+        if self.waiting:
+            self.loop.remove_writer(self.sock.fileno())
+        self.waiting.clear()
+        self.sock.close()
+
+    def readable(self) -> None:
+        recvfrom, sendto = self.sock.recvfrom, self.sock.sendto
+        handler = self.handler
+        answer, times = handler.answer_udp, handler.times
+        for _ in range(_BATCH):
+            try:
+                data, addr = recvfrom(MAX_MESSAGE)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as error:  # an ICMP error for an earlier reply: nothing to do
+                log.debug("DNS filter UDP receive error: %s", error)
+                continue
+            # The clocks a datagram, not a batch: a decision is made at the time it is asked.
+            now, mono = times()
+            try:
+                result = answer(data, addr[0], now, mono)
+            except Exception:  # answer() never raises; if it ever does, keep serving
+                log.exception("DNS filter: unexpected fault answering a datagram")
+                continue
+            if result is None:
+                continue
+            if type(result) is bytes:
+                if self.waiting:
+                    self.queue(result, addr)
+                    continue
+                try:
+                    sendto(result, addr)
+                except (BlockingIOError, InterruptedError):
+                    self.queue(result, addr)
+                except OSError as error:
+                    self.server.dropped_send += 1
+                    log.debug("DNS filter UDP send to %s failed: %s", addr[0], error)
+                continue
+            self.forward(result, addr)  # type: ignore[arg-type]
+
+    def forward(self, pending: PendingAnswer, addr: tuple[str, int]) -> None:
         server = self.server
         if len(server.pending) >= server.settings.max_pending:
             self.handler.counters.dropped_busy += 1
             return
-        task = asyncio.get_running_loop().create_task(self._complete(result, addr))  # type: ignore[arg-type]
+        task = self.loop.create_task(self._complete(pending, addr))
         server.pending.add(task)
         task.add_done_callback(server.pending.discard)
 
@@ -120,17 +168,42 @@ class _UdpProtocol(asyncio.DatagramProtocol):
             self.send(reply, addr)
 
     def send(self, reply: bytes, addr: tuple[str, int]) -> None:
-        transport = self.transport
-        if transport is None or transport.is_closing():
+        if self.closed:
             return
-        if self.buffered() > self.server.settings.max_send_buffer:
+        if self.waiting:
+            self.queue(reply, addr)
+            return
+        try:
+            self.sock.sendto(reply, addr)
+        except (BlockingIOError, InterruptedError):
+            self.queue(reply, addr)
+        except OSError as error:
+            self.server.dropped_send += 1
+            log.debug("DNS filter UDP send to %s failed: %s", addr[0], error)
+
+    def queue(self, reply: bytes, addr: tuple[str, int]) -> None:
+        if self.waiting_octets + len(reply) > self.server.settings.max_send_buffer:
             self.server.dropped_send += 1
             return
-        transport.sendto(reply, addr)
+        if not self.waiting:
+            self.loop.add_writer(self.sock.fileno(), self.writable)
+        self.waiting.append((reply, addr))
+        self.waiting_octets += len(reply)
 
-    def error_received(self, exc: Exception) -> None:
-        # ICMP "port unreachable" from a client that left: nothing to do, nothing to die of.
-        log.debug("DNS filter UDP error: %s", exc)
+    def writable(self) -> None:
+        waiting, sendto = self.waiting, self.sock.sendto
+        while waiting:
+            reply, addr = waiting[0]
+            try:
+                sendto(reply, addr)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as error:
+                self.server.dropped_send += 1
+                log.debug("DNS filter UDP send to %s failed: %s", addr[0], error)
+            waiting.popleft()
+            self.waiting_octets -= len(reply)
+        self.loop.remove_writer(self.sock.fileno())
 
 
 class DnsServer:
@@ -143,7 +216,7 @@ class DnsServer:
         self.dropped_send = 0
         self.refused_connections = 0
         self.tcp_connections = 0
-        self._udp: asyncio.DatagramTransport | None = None
+        self._udp: _UdpReader | None = None
         self._tcp: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
         self.port = 0
@@ -152,9 +225,13 @@ class DnsServer:
         """Bind and start serving; with port 0 both transports share one free port."""
         s = self.settings
         udp, tcp = self._bind_pair()
-        loop = asyncio.get_running_loop()
-        self._udp, _ = await loop.create_datagram_endpoint(lambda: _UdpProtocol(self), sock=udp)
-        self._tcp = await asyncio.start_server(self._serve_connection, sock=tcp)
+        self._udp = _UdpReader(self, udp)
+        self._udp.start()
+        try:
+            self._tcp = await asyncio.start_server(self._serve_connection, sock=tcp)
+        except BaseException:
+            self._udp.close()
+            raise
         self.port = udp.getsockname()[1]
         log.info("DNS filter listening on %s port %d (UDP and TCP)", s.host, self.port)
 
@@ -172,13 +249,7 @@ class DnsServer:
 
     async def close(self) -> None:
         if self._udp is not None:
-            self._udp.close()
-            # The transport closes its socket on a later turn of the loop: wait for it, or a
-            # loop closed right after this would leave the socket open.
-            protocol = self._udp.get_protocol()
-            if isinstance(protocol, _UdpProtocol):
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(asyncio.shield(protocol.closed), 5)
+            self._udp.close()  # at once: no transport closing on a later turn of the loop
         if self._tcp is not None:
             self._tcp.close()
         for task in (*self.pending, *self._connections):

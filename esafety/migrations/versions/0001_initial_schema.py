@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 08:37:20.187412
+Create Date: 2026-11-23 11:23:24.028120
 """
 
 from collections.abc import Sequence
@@ -103,6 +103,37 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("closure", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_closure_school_id"), ["school_id"], unique=False)
+
+    op.create_table(
+        "custom_policy",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("policy_id", sa.String(length=60), nullable=False),
+        sa.Column("name", sa.String(length=120), nullable=False),
+        sa.Column("based_on", sa.String(length=60), nullable=False),
+        sa.Column("block", sa.JSON(), nullable=False),
+        sa.Column("allow", sa.JSON(), nullable=False),
+        sa.Column("safe_search", sa.String(length=20), nullable=True),
+        sa.Column("youtube", sa.String(length=20), nullable=True),
+        sa.Column("block_bypass", sa.Boolean(), nullable=True),
+        sa.Column("default", sa.String(length=10), nullable=True),
+        sa.Column("times", sa.JSON(), nullable=False),
+        sa.Column("created_by", sa.String(length=200), nullable=False),
+        sa.Column("created_at", esafety.db.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", esafety.db.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("school_id", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["school_id"],
+            ["school.id"],
+            name=op.f("fk_custom_policy_school_id_school"),
+            ondelete="RESTRICT",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_custom_policy")),
+        sa.UniqueConstraint(
+            "school_id", "policy_id", name=op.f("uq_custom_policy_school_id_policy_id")
+        ),
+    )
+    with op.batch_alter_table("custom_policy", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_custom_policy_school_id"), ["school_id"], unique=False)
 
     op.create_table(
         "group",
@@ -302,6 +333,52 @@ def upgrade() -> None:
     with op.batch_alter_table("school_filter_list", schema=None) as batch_op:
         batch_op.create_index(
             batch_op.f("ix_school_filter_list_school_id"), ["school_id"], unique=False
+        )
+
+    op.create_table(
+        "school_filter_settings",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column(
+            "approver_role",
+            sa.Enum(
+                "pupil",
+                "parent",
+                "teacher",
+                "teaching_assistant",
+                "volunteer",
+                "visitor",
+                "governor",
+                "technician",
+                "office",
+                "online_safety_lead",
+                "deputy_dsl",
+                "dsl",
+                "headteacher",
+                "chair_of_governors",
+                "admin",
+                name="role",
+                native_enum=False,
+                length=32,
+            ),
+            nullable=False,
+        ),
+        sa.Column("warn_minutes", sa.Integer(), nullable=False),
+        sa.Column("max_days", sa.Integer(), nullable=False),
+        sa.Column("updated_at", esafety.db.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("updated_by", sa.String(length=200), nullable=False),
+        sa.Column("school_id", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["school_id"],
+            ["school.id"],
+            name=op.f("fk_school_filter_settings_school_id_school"),
+            ondelete="RESTRICT",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_school_filter_settings")),
+        sa.UniqueConstraint("school_id", name=op.f("uq_school_filter_settings_school_id")),
+    )
+    with op.batch_alter_table("school_filter_settings", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_school_filter_settings_school_id"), ["school_id"], unique=False
         )
 
     op.create_table(
@@ -560,6 +637,51 @@ def upgrade() -> None:
         )
 
     op.create_table(
+        "filter_alert",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("person_id", sa.Integer(), nullable=True),
+        sa.Column("username", sa.String(length=120), nullable=False),
+        sa.Column("client", sa.String(length=64), nullable=False),
+        sa.Column("site", sa.String(length=253), nullable=False),
+        sa.Column("name", sa.String(length=2000), nullable=False),
+        sa.Column("categories", sa.String(length=400), nullable=False),
+        sa.Column("rule", sa.String(length=500), nullable=False),
+        sa.Column("policy", sa.String(length=60), nullable=False),
+        sa.Column("first_seen", esafety.db.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("last_seen", esafety.db.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("count", sa.Integer(), nullable=False),
+        sa.Column("created_at", esafety.db.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("acknowledged_at", esafety.db.UtcDateTime(timezone=True), nullable=True),
+        sa.Column("acknowledged_by_id", sa.Integer(), nullable=True),
+        sa.Column("acknowledged_by", sa.String(length=120), nullable=True),
+        sa.Column("school_id", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["acknowledged_by_id"],
+            ["person.id"],
+            name=op.f("fk_filter_alert_acknowledged_by_id_person"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["person_id"],
+            ["person.id"],
+            name=op.f("fk_filter_alert_person_id_person"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["school_id"],
+            ["school.id"],
+            name=op.f("fk_filter_alert_school_id_school"),
+            ondelete="RESTRICT",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_filter_alert")),
+    )
+    with op.batch_alter_table("filter_alert", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_filter_alert_open", ["school_id", "acknowledged_at", "last_seen"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_filter_alert_school_id"), ["school_id"], unique=False)
+
+    op.create_table(
         "group_membership",
         sa.Column("group_id", sa.Integer(), nullable=False),
         sa.Column("person_id", sa.Integer(), nullable=False),
@@ -594,6 +716,35 @@ def upgrade() -> None:
         batch_op.create_index(
             batch_op.f("ix_group_membership_school_id"), ["school_id"], unique=False
         )
+
+    op.create_table(
+        "notice",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("person_id", sa.Integer(), nullable=False),
+        sa.Column("text", sa.Text(), nullable=False),
+        sa.Column("link", sa.String(length=500), nullable=True),
+        sa.Column("key", sa.String(length=200), nullable=True),
+        sa.Column("created_at", esafety.db.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("read_at", esafety.db.UtcDateTime(timezone=True), nullable=True),
+        sa.Column("school_id", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["person_id"],
+            ["person.id"],
+            name=op.f("fk_notice_person_id_person"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["school_id"],
+            ["school.id"],
+            name=op.f("fk_notice_school_id_school"),
+            ondelete="RESTRICT",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_notice")),
+        sa.UniqueConstraint("person_id", "key", name=op.f("uq_notice_person_id_key")),
+    )
+    with op.batch_alter_table("notice", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_notice_school_id"), ["school_id"], unique=False)
+        batch_op.create_index("ix_notice_unread", ["person_id", "read_at"], unique=False)
 
     op.create_table(
         "parent_link",
@@ -822,6 +973,75 @@ def upgrade() -> None:
         )
 
     op.create_table(
+        "site_report",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("site", sa.String(length=253), nullable=False),
+        sa.Column("url", sa.String(length=2000), nullable=True),
+        sa.Column(
+            "kind",
+            sa.Enum(
+                "wrongly_blocked",
+                "should_be_blocked",
+                name="reportkind",
+                native_enum=False,
+                length=32,
+            ),
+            nullable=False,
+        ),
+        sa.Column(
+            "source",
+            sa.Enum("block_page", "staff_page", name="reportsource", native_enum=False, length=32),
+            nullable=False,
+        ),
+        sa.Column("comment", sa.Text(), nullable=False),
+        sa.Column("reporter_id", sa.Integer(), nullable=True),
+        sa.Column("client", sa.String(length=64), nullable=True),
+        sa.Column("decision_action", sa.String(length=16), nullable=False),
+        sa.Column("decision_categories", sa.String(length=600), nullable=False),
+        sa.Column("decision_rule", sa.String(length=2000), nullable=False),
+        sa.Column("decision_policy", sa.String(length=60), nullable=False),
+        sa.Column("created_at", esafety.db.UtcDateTime(timezone=True), nullable=False),
+        sa.Column(
+            "status",
+            sa.Enum("open", "resolved", name="reportstatus", native_enum=False, length=32),
+            nullable=False,
+        ),
+        sa.Column("resolved_by_id", sa.Integer(), nullable=True),
+        sa.Column("resolved_by", sa.String(length=200), nullable=True),
+        sa.Column("resolved_at", esafety.db.UtcDateTime(timezone=True), nullable=True),
+        sa.Column("outcome", sa.Text(), nullable=True),
+        sa.Column("school_id", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["reporter_id"],
+            ["person.id"],
+            name=op.f("fk_site_report_reporter_id_person"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["resolved_by_id"],
+            ["person.id"],
+            name=op.f("fk_site_report_resolved_by_id_person"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["school_id"],
+            ["school.id"],
+            name=op.f("fk_site_report_school_id_school"),
+            ondelete="RESTRICT",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_site_report")),
+    )
+    with op.batch_alter_table("site_report", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_site_report_open", ["school_id", "status", "created_at"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_site_report_reporter_id"), ["reporter_id"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_site_report_school_id"), ["school_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_site_report_site"), ["site"], unique=False)
+
+    op.create_table(
         "technology_restriction",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("person_id", sa.Integer(), nullable=False),
@@ -857,6 +1077,67 @@ def upgrade() -> None:
         batch_op.create_index(
             batch_op.f("ix_technology_restriction_school_id"), ["school_id"], unique=False
         )
+
+    op.create_table(
+        "unblock_request",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("target", sa.String(length=2000), nullable=False),
+        sa.Column("site", sa.String(length=2000), nullable=False),
+        sa.Column("reason", sa.Text(), nullable=False),
+        sa.Column("groups", sa.JSON(), nullable=False),
+        sa.Column("starts_at", esafety.db.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("ends_at", esafety.db.UtcDateTime(timezone=True), nullable=False),
+        sa.Column(
+            "state",
+            sa.Enum(
+                "requested",
+                "approved",
+                "refused",
+                "withdrawn",
+                "active",
+                "lapsed",
+                "revoked",
+                name="unblockstate",
+                native_enum=False,
+                length=32,
+            ),
+            nullable=False,
+        ),
+        sa.Column("requested_by_id", sa.Integer(), nullable=True),
+        sa.Column("requested_by", sa.String(length=200), nullable=False),
+        sa.Column("requested_at", esafety.db.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("risk_assessment", sa.Text(), nullable=True),
+        sa.Column("decision_note", sa.Text(), nullable=True),
+        sa.Column("decided_by_id", sa.Integer(), nullable=True),
+        sa.Column("decided_by", sa.String(length=200), nullable=True),
+        sa.Column("decided_at", esafety.db.UtcDateTime(timezone=True), nullable=True),
+        sa.Column("warned_at", esafety.db.UtcDateTime(timezone=True), nullable=True),
+        sa.Column("started_at", esafety.db.UtcDateTime(timezone=True), nullable=True),
+        sa.Column("ended_at", esafety.db.UtcDateTime(timezone=True), nullable=True),
+        sa.Column("ended_by", sa.String(length=200), nullable=True),
+        sa.Column("end_reason", sa.Text(), nullable=True),
+        sa.Column("school_id", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["decided_by_id"], ["person.id"], name=op.f("fk_unblock_request_decided_by_id_person")
+        ),
+        sa.ForeignKeyConstraint(
+            ["requested_by_id"],
+            ["person.id"],
+            name=op.f("fk_unblock_request_requested_by_id_person"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["school_id"],
+            ["school.id"],
+            name=op.f("fk_unblock_request_school_id_school"),
+            ondelete="RESTRICT",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_unblock_request")),
+    )
+    with op.batch_alter_table("unblock_request", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_unblock_request_school_id"), ["school_id"], unique=False
+        )
+        batch_op.create_index("ix_unblock_request_state", ["school_id", "state"], unique=False)
 
     op.create_table(
         "web_session",
@@ -901,11 +1182,23 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_web_session_person_id"))
 
     op.drop_table("web_session")
+    with op.batch_alter_table("unblock_request", schema=None) as batch_op:
+        batch_op.drop_index("ix_unblock_request_state")
+        batch_op.drop_index(batch_op.f("ix_unblock_request_school_id"))
+
+    op.drop_table("unblock_request")
     with op.batch_alter_table("technology_restriction", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_technology_restriction_school_id"))
         batch_op.drop_index(batch_op.f("ix_technology_restriction_person_id"))
 
     op.drop_table("technology_restriction")
+    with op.batch_alter_table("site_report", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_site_report_site"))
+        batch_op.drop_index(batch_op.f("ix_site_report_school_id"))
+        batch_op.drop_index(batch_op.f("ix_site_report_reporter_id"))
+        batch_op.drop_index("ix_site_report_open")
+
+    op.drop_table("site_report")
     with op.batch_alter_table("school_filter_entry", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_school_filter_entry_school_id"))
 
@@ -933,10 +1226,20 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_parent_link_school_id"))
 
     op.drop_table("parent_link")
+    with op.batch_alter_table("notice", schema=None) as batch_op:
+        batch_op.drop_index("ix_notice_unread")
+        batch_op.drop_index(batch_op.f("ix_notice_school_id"))
+
+    op.drop_table("notice")
     with op.batch_alter_table("group_membership", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_group_membership_school_id"))
 
     op.drop_table("group_membership")
+    with op.batch_alter_table("filter_alert", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_filter_alert_school_id"))
+        batch_op.drop_index("ix_filter_alert_open")
+
+    op.drop_table("filter_alert")
     with op.batch_alter_table("client_sign_in", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_client_sign_in_school_id"))
         batch_op.drop_index(batch_op.f("ix_client_sign_in_client"))
@@ -969,6 +1272,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_term_school_id"))
 
     op.drop_table("term")
+    with op.batch_alter_table("school_filter_settings", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_school_filter_settings_school_id"))
+
+    op.drop_table("school_filter_settings")
     with op.batch_alter_table("school_filter_list", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_school_filter_list_school_id"))
 
@@ -991,6 +1298,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_group_school_id"))
 
     op.drop_table("group")
+    with op.batch_alter_table("custom_policy", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_custom_policy_school_id"))
+
+    op.drop_table("custom_policy")
     with op.batch_alter_table("closure", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_closure_school_id"))
 
