@@ -91,7 +91,10 @@ def server(tmp_path: Path, database_url: str | None) -> Iterator[RunningServer]:
         process.stdout.close()
 
 
-@pytest.fixture(scope="session")
+# Package scope, not session: while sync Playwright is open an event loop runs in
+# the main thread, and tests outside e2e that call asyncio.run (esafety serve in
+# process) would fail after it.
+@pytest.fixture(scope="package")
 def browser():
     from playwright.sync_api import sync_playwright
 
