@@ -9,6 +9,12 @@ setup(
             "esafety.filtering._domainset",
             ["esafety/filtering/_domainset.c"],
             extra_compile_args=["-O2"],
-        )
+        ),
+        # The DNS filter's UDP fast path for ready answers (see esafety/filtering/dns/server.py).
+        Extension(
+            "esafety.filtering.dns._ready",
+            ["esafety/filtering/dns/_ready.c"],
+            extra_compile_args=["-O2"],
+        ),
     ]
 )

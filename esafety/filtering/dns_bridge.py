@@ -11,7 +11,9 @@ snapshot once (a :class:`ClientScope`, kept until the snapshot or the engine is 
 or the client's sign-in ends), and clients whose askers are equal share one table of
 ready answers (``ClientScope.replies``, filled by the DNS handler) so a name asked again
 is answered from it and only logged again, for as long as the engine says its decisions
-are steady (:meth:`FilterEngine.steady_until`) and the sign-in lasts.
+are steady (:meth:`FilterEngine.steady_until`) and the sign-in lasts. The same tables,
+by raw client address, are what the DNS filter's C fast path answers from
+(:meth:`DnsBridge.ready_clients`).
 """
 
 from __future__ import annotations
@@ -213,7 +215,9 @@ class DnsBridge:
     ``holder.engine``; either drops every scope and ready answer made with the old one.
     """
 
-    __slots__ = ("_engine", "_replies", "_scopes", "_where", "clock", "holder", "log")
+    __slots__ = (
+        "_engine", "_fast", "_replies", "_scopes", "_where", "clock", "holder", "log",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -229,6 +233,8 @@ class DnsBridge:
         self._engine = holder.engine
         self._scopes: dict[str, ClientScope] = {}
         self._replies: dict[Asker, dict[bytes, Any]] = {}
+        #: raw client address → (until, replies, scope): see :meth:`ready_clients`.
+        self._fast: dict[bytes, tuple[float, dict[bytes, Any], ClientScope]] = {}
 
     @property
     def where(self) -> WhoIsWhere:
@@ -243,6 +249,32 @@ class DnsBridge:
         # New dicts rather than clear(): a scope a caller still holds keeps its own.
         self._scopes = {}
         self._replies = {}
+        self._fast = {}
+
+    @property
+    def ready_log(self) -> Any:
+        """Where the fast path logs its answers (the decision log takes them in bulk)."""
+        return getattr(self.log, "ready_buffer", None)
+
+    def ready_clients(self) -> dict[bytes, tuple[float, dict[bytes, Any], ClientScope]]:
+        """The clients the C fast path may answer from their ready answers, by raw address
+        (4 or 16 octets): each scope made for the current snapshot and engine."""
+        if self.holder.engine is not self._engine:
+            self._engine = self.holder.engine
+            self._forget()
+        return self._fast
+
+    def remember_client(self, raw: bytes, client_ip: str) -> None:
+        scope = self._scopes.get(client_ip)
+        if scope is None or scope.engine is not self._engine:
+            return
+        fast = self._fast
+        known = fast.get(raw)
+        if known is not None and known[2] is scope:
+            return
+        if len(fast) >= _MAX_SCOPES:
+            fast.clear()
+        fast[raw] = (float(scope.until), scope.replies, scope)
 
     def scope(self, client_ip: str, now: float) -> ClientScope:
         """The client as the current snapshot and engine see it at ``now``."""

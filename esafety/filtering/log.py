@@ -51,6 +51,11 @@ import pyarrow.parquet as pq
 
 from esafety.filtering.decision import Decision
 
+try:
+    from esafety.filtering.dns import _ready
+except ImportError:  # built without a C compiler: the DNS filter logs through record()
+    _ready = None  # type: ignore[assignment]
+
 __all__ = [
     "DecisionLog",
     "FlushListener",
@@ -149,9 +154,9 @@ def _fsync_dir(directory: Path) -> None:
 
 def _table(entries: Iterable[LogEntry]) -> pa.Table:
     """The entries as columns. Most entries share their decision and group set with many
-    others (one allow decision a policy; the DNS filter's ready answers), so each distinct
-    one is turned into column values once and pyarrow repeats them (``take``): the flushing
-    thread holds the GIL, and every microsecond a row here is taken from the serving loop.
+    others (one allow decision a policy), so each distinct one is turned into column
+    values once and pyarrow repeats them (``take``): the flushing thread holds the GIL,
+    and every microsecond a row here is taken from the serving loop.
     """
     rows = entries if isinstance(entries, list) else list(entries)
     decisions: list[Decision] = []
@@ -172,38 +177,116 @@ def _table(entries: Iterable[LogEntry]) -> pa.Table:
             number = groups_at[id(groups)] = len(group_sets)
             group_sets.append(groups)
         which_groups.append(number)
-    by_decision = pa.array(which_decision, pa.int32())
+    columns = _decision_columns(decisions, pa.array(which_decision, pa.int32()))
+    columns.update(
+        time=_time_column(pa.array([e.time for e in rows], pa.float64())),
+        client=pa.array([e.client for e in rows], pa.string()),
+        person=pa.array([e.person for e in rows], pa.string()),
+        groups=_groups_column(group_sets, pa.array(which_groups, pa.int32())),
+        name=pa.array([e.name for e in rows], pa.string()),
+        query_type=pa.array([e.query_type for e in rows], pa.string()),
+    )
+    return pa.table(columns, schema=SCHEMA)
+
+
+def _time_column(seconds: pa.Array) -> pa.Array:
+    micros = pc.multiply(seconds, 1_000_000)
+    # int(time * 1e6) as before: the cast truncates towards zero as int() does.
+    return pc.cast(micros, pa.int64(), safe=False).cast(pa.timestamp("us", "UTC"))
+
+
+def _groups_column(group_sets: Sequence[frozenset[str]], at: pa.Array) -> pa.Array:
+    return pa.array([sorted(g) for g in group_sets], pa.list_(pa.string())).take(at)
+
+
+def _decision_columns(decisions: Sequence[Decision], at: pa.Array) -> dict[str, pa.Array]:
+    """The columns that come from the decision, each distinct decision converted once."""
     categories: dict[int, list[str]] = {}
     for decision in decisions:
         if id(decision.categories) not in categories:
             categories[id(decision.categories)] = [c.value for c in decision.categories]
 
     def per_decision(values: list[Any], kind: pa.DataType) -> pa.Array:
-        return pa.array(values, kind).take(by_decision)
+        return pa.array(values, kind).take(at)
 
-    micros = pc.multiply(pa.array([e.time for e in rows], pa.float64()), 1_000_000)
-    return pa.table(
-        {
-            # int(time * 1e6) as before: the cast truncates towards zero as int() does.
-            "time": pc.cast(micros, pa.int64(), safe=False).cast(pa.timestamp("us", "UTC")),
-            "client": pa.array([e.client for e in rows], pa.string()),
-            "person": pa.array([e.person for e in rows], pa.string()),
-            "policy": per_decision([d.policy_id for d in decisions], pa.string()),
-            "groups": pa.array([sorted(g) for g in group_sets], pa.list_(pa.string())).take(
-                pa.array(which_groups, pa.int32())
-            ),
-            "name": pa.array([e.name for e in rows], pa.string()),
-            "query_type": pa.array([e.query_type for e in rows], pa.string()),
-            "action": per_decision([str(d.action) for d in decisions], pa.string()),
-            "categories": per_decision(
-                [categories[id(d.categories)] for d in decisions], pa.list_(pa.string())
-            ),
-            "rule": per_decision([d.rule for d in decisions], pa.string()),
-            "list_id": per_decision([d.list_id for d in decisions], pa.string()),
-            "under_exception": per_decision([d.under_exception for d in decisions], pa.bool_()),
-        },
-        schema=SCHEMA,
-    )
+    return {
+        "policy": per_decision([d.policy_id for d in decisions], pa.string()),
+        "action": per_decision([str(d.action) for d in decisions], pa.string()),
+        "categories": per_decision(
+            [categories[id(d.categories)] for d in decisions], pa.list_(pa.string())
+        ),
+        "rule": per_decision([d.rule for d in decisions], pa.string()),
+        "list_id": per_decision([d.list_id for d in decisions], pa.string()),
+        "under_exception": per_decision([d.under_exception for d in decisions], pa.bool_()),
+    }
+
+
+class ReadyRecords(NamedTuple):
+    """What the DNS filter's C fast path logged (``_ready.LogBuffer.take()``): one row a
+    decision, each naming its client scope and its note (name, query type, decision) by
+    number among the distinct ones, so the columns are built once per distinct value."""
+
+    times: pa.Array  #: float64 seconds since the epoch
+    scope_at: pa.Array  #: int32, into ``scopes``
+    scopes: list[Any]  #: ClientScope: .client, .person, .groups
+    note_at: pa.Array  #: int32, into ``notes``
+    notes: list[tuple[str, str, Decision]]
+
+    @classmethod
+    def taken(cls, chunk: tuple[bytes, bytes, list[Any], bytes, list[Any]]) -> ReadyRecords:
+        times, scope_at, scopes, note_at, notes = chunk
+        count = len(times) // 8
+
+        def array(kind: pa.DataType, octets: bytes) -> pa.Array:
+            return pa.Array.from_buffers(kind, count, [None, pa.py_buffer(octets)])
+
+        return cls(
+            array(pa.float64(), times),
+            array(pa.int32(), scope_at),
+            scopes,
+            array(pa.int32(), note_at),
+            notes,
+        )
+
+    def table(self) -> pa.Table:
+        scopes, notes, scope_at, note_at = self.scopes, self.notes, self.scope_at, self.note_at
+        columns = _decision_columns([note[2] for note in notes], note_at)
+        columns.update(
+            time=_time_column(self.times),
+            client=pa.array([s.client for s in scopes], pa.string()).take(scope_at),
+            person=pa.array([s.person for s in scopes], pa.string()).take(scope_at),
+            groups=_groups_column([s.groups for s in scopes], scope_at),
+            name=pa.array([note[0] for note in notes], pa.string()).take(note_at),
+            query_type=pa.array([note[1] for note in notes], pa.string()).take(note_at),
+        )
+        return pa.table(columns, schema=SCHEMA)
+
+    def by_day(self) -> Iterator[tuple[int, pa.Table]]:
+        """(day number since the epoch, its rows as a table), for each day they span."""
+        table = self.table()
+        days = pc.cast(pc.floor(pc.divide(self.times, float(_DAY_SECONDS))), pa.int64())
+        bounds = pc.min_max(days).as_py()
+        if bounds["min"] == bounds["max"]:
+            yield bounds["min"], table
+            return
+        for day in pc.unique(days).to_pylist():
+            yield day, table.filter(pc.equal(days, day))
+
+    def alerting(self) -> list[LogEntry]:
+        """The rows that listeners act on (blocks in alerting categories), as entries."""
+        wanted = [n for n, note in enumerate(self.notes) if note[2].blocked and note[2].alerts_dsl]
+        if not wanted:
+            return []
+        rows = pc.indices_nonzero(pc.is_in(self.note_at, pa.array(wanted, pa.int32())))
+        entries = []
+        for row in rows.to_pylist():
+            scope = self.scopes[self.scope_at[row].as_py()]
+            name, kind, decision = self.notes[self.note_at[row].as_py()]
+            when = self.times[row].as_py()
+            entries.append(
+                LogEntry(when, scope.client, scope.person, name, kind, decision, scope.groups)
+            )
+        return entries
 
 
 #: Called with each flushed batch, in the flushing thread (see the module text).
@@ -239,8 +322,10 @@ class DecisionLog:
         # lock; the length check makes it bounded and lets refused entries be counted
         # (maxlen would drop the oldest silently).
         self._queue: deque[LogEntry] = deque()
-        #: Entries refused because the queue was full, or lost because a write failed.
-        self.dropped = 0
+        #: The DNS filter's C fast path logs its answers here (see :class:`ReadyRecords`),
+        #: with the same bound as the queue.
+        self.ready_buffer = _ready.LogBuffer(capacity) if _ready is not None else None
+        self._dropped = 0
         #: Entries written to files, and files written.
         self.written = 0
         self.files = 0
@@ -256,7 +341,7 @@ class DecisionLog:
         """Queue one decision; never blocks, never raises for a full queue."""
         queue = self._queue
         if len(queue) >= self.capacity:
-            self.dropped += 1
+            self._dropped += 1
             return
         queue.append(entry)
 
@@ -264,7 +349,14 @@ class DecisionLog:
 
     @property
     def pending(self) -> int:
-        return len(self._queue)
+        ready = self.ready_buffer
+        return len(self._queue) + (ready.pending if ready is not None else 0)
+
+    @property
+    def dropped(self) -> int:
+        """Entries refused because a queue was full, or lost because a write failed."""
+        ready = self.ready_buffer
+        return self._dropped + (ready.dropped if ready is not None else 0)
 
     def counters(self) -> dict[str, int]:
         """For ``/metrics`` (Prometheus names)."""
@@ -289,7 +381,10 @@ class DecisionLog:
     def flush(self) -> int:
         """Write what is queued now (one file a day it touches); returns entries written.
 
-        Then each listener gets the batch (written or not: the decisions were made)."""
+        Then each listener gets the batch (written or not: the decisions were made): every
+        entry queued by :meth:`record`, and of the fast path's records those in alerting
+        categories (all any listener looks at; turning every one into an entry would cost
+        the serving loop the time the fast path saves)."""
         batch, written = self._write_queued()
         if batch:
             self._tell_listeners(batch)
@@ -307,28 +402,36 @@ class DecisionLog:
         with self._flushing:
             queue = self._queue
             batch = [queue.popleft() for _ in range(len(queue))]
-            written = 0
+            taken = self.ready_buffer.take() if self.ready_buffer is not None else None
+            ready = ReadyRecords.taken(taken) if taken is not None else None
+            tables: dict[int, list[pa.Table]] = {}
             if batch:
                 by_day: dict[int, list[LogEntry]] = {}
                 for entry in batch:
                     by_day.setdefault(int(entry.time // _DAY_SECONDS), []).append(entry)
-                stamp, pid = _utc_stamp(clock.time()), os.getpid()
-                for day_number, entries in sorted(by_day.items()):
-                    self._sequence += 1
-                    day = _EPOCH + timedelta(days=day_number)
-                    final = (
-                        _day_dir(self.root, day) / f"part-{stamp}-{pid}-{self._sequence}.parquet"
+                for day_number, entries in by_day.items():
+                    tables.setdefault(day_number, []).append(_table(entries))
+            if ready is not None:
+                for day_number, table in ready.by_day():
+                    tables.setdefault(day_number, []).append(table)
+                batch.extend(ready.alerting())
+            written = 0
+            stamp, pid = _utc_stamp(clock.time()), os.getpid()
+            for day_number, parts in sorted(tables.items()):
+                table = parts[0] if len(parts) == 1 else pa.concat_tables(parts)
+                self._sequence += 1
+                day = _EPOCH + timedelta(days=day_number)
+                final = _day_dir(self.root, day) / f"part-{stamp}-{pid}-{self._sequence}.parquet"
+                try:
+                    _write_closed(table, final)
+                except Exception:  # disk full, permissions: count the loss, keep serving
+                    self._dropped += table.num_rows
+                    log.exception(
+                        "could not write %d logged decisions to %s", table.num_rows, final
                     )
-                    try:
-                        _write_closed(_table(entries), final)
-                    except Exception:  # disk full, permissions: count the loss, keep serving
-                        self.dropped += len(entries)
-                        log.exception(
-                            "could not write %d logged decisions to %s", len(entries), final
-                        )
-                        continue
-                    written += len(entries)
-                    self.files += 1
+                    continue
+                written += table.num_rows
+                self.files += 1
             self.written += written
             self._report_drops()
             return batch, written

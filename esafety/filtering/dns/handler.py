@@ -29,6 +29,8 @@ from __future__ import annotations
 import ipaddress
 import logging
 import math
+import struct
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -40,6 +42,7 @@ from esafety.filtering.dns.wire import (
     CLASS_IN,
     FLAG_AD,
     FLAG_CD,
+    FLAG_TC,
     MAX_MESSAGE,
     RCODE_NOERROR,
     RCODE_NXDOMAIN,
@@ -66,6 +69,7 @@ __all__ = [
     "DnsScope",
     "DnsVerdict",
     "PendingAnswer",
+    "ReadyClients",
     "ScopedDecider",
 ]
 
@@ -123,13 +127,43 @@ class ScopedDecider(Protocol):
         ...
 
 
+@runtime_checkable
+class ReadyClients(Protocol):
+    """A scoped decider's ready answers by raw client address, for the C fast path."""
+
+    #: Where the fast path logs what it answers (a ``_ready.LogBuffer``), or None.
+    ready_log: Any
+
+    def ready_clients(self) -> dict[bytes, Any]:
+        """Raw client address (4 or 16 octets) → (until, the scope's ready answers, the
+        scope), as :mod:`~esafety.filtering.dns._ready` reads it; current for the engine."""
+        ...
+
+    def remember_client(self, raw: bytes, client_ip: str) -> None:
+        """Offer the client's current scope to :meth:`ready_clients` under ``raw``."""
+        ...
+
+
 #: A ready answer: (its records kept until [cache clock], the answer without its ID, the
 #: notes to log it again, whether it is a block, for a replayed upstream answer what is
 #: needed to pack it again when its TTLs tick down: (query, cached answer, size limit,
-#: cache key), else None; its decisions steady until [decider's clock]).
+#: cache key), else None; its decisions steady until [decider's clock]; for the C fast path,
+#: how to count the TTLs down itself (:data:`TtlCountdown`), else None).
 Ready = tuple[
-    float, bytes, tuple[Any, ...], bool, "tuple[Query, CachedAnswer, int, CacheKey] | None", float
+    float,
+    bytes,
+    tuple[Any, ...],
+    bool,
+    "tuple[Query, CachedAnswer, int, CacheKey] | None",
+    float,
+    "TtlCountdown | None",
 ]
+#: (when the upstream answer was stored, when it expires [cache clock], native-order
+#: uint32 pairs: where a TTL sits in the answer without its ID, the TTL as stored). The C
+#: fast path writes ``ttl - whole seconds since stored`` (0 at least) at each place, as
+#: :meth:`CachedAnswer.body_at` does, until the answer expires.
+TtlCountdown = tuple[float, float, bytes]
+_TTL_PLACE = struct.Struct("=II")
 
 #: Ready answers kept in all before every table is emptied (a flood of names cannot grow
 #: them without bound; about 300 octets each).
@@ -193,6 +227,8 @@ class DnsCounters:
     upstream_failures: int = 0
     #: Answers given from the ready table (also counted in blocked or cache_answers).
     ready_answers: int = 0
+    #: Of those, answered by the C fast path (see :mod:`esafety.filtering.dns.server`).
+    fast_answers: int = 0
     extra: dict[str, int] = field(default_factory=dict)
 
 
@@ -240,6 +276,19 @@ class _BlockAnswers:
         return pack_answer(query, self.rcode, self.soa, 0, 1, limit)
 
 
+def _countdown(query: Query, cached: CachedAnswer, reply: bytes) -> TtlCountdown:
+    """Where the TTLs of ``cached`` sit in ``reply`` (packed by :func:`pack_answer`: header,
+    the client's question, the records), for the C fast path to count them down."""
+    start = 12 + len(query.question)
+    places = b""
+    if not int.from_bytes(reply[2:4], "big") & FLAG_TC:  # not cut short for size: records there
+        places = b"".join(
+            _TTL_PLACE.pack(start - 2 + offset, ttl)
+            for offset, ttl in zip(cached.ttl_offsets, cached.ttls, strict=True)
+        )
+    return cached.stored_at, cached.stored_at + cached.lifetime, places
+
+
 def _record(rtype: int, ttl: int, rdata: bytes) -> bytes:
     """A record owned by the question's name (a pointer to offset 12)."""
     return (
@@ -271,6 +320,14 @@ class DnsHandler:
         self._nxdomain = _BlockAnswers(BlockSettings(mode="nxdomain", ttl=block.ttl))
         self._scoped = decider if isinstance(decider, ScopedDecider) else None
         self._ready_count = 0
+        self._fast = (
+            decider
+            if isinstance(decider, ReadyClients)
+            and self._scoped is not None
+            and self._scoped.clock is time.time
+            and self.clock is time.monotonic
+            else None
+        )
 
     async def handle(self, wire: bytes, client_ip: str, tcp: bool = False) -> bytes | None:
         """The whole ladder for one message; None means send nothing."""
@@ -283,6 +340,25 @@ class DnsHandler:
         """(the decider's clock, the cache's clock) now, for :meth:`answer_udp`."""
         scoped = self._scoped
         return (scoped.clock() if scoped is not None else 0.0), self.clock()
+
+    def ready_table(self) -> tuple[dict[bytes, Any], Any] | None:
+        """(clients, log buffer) for the C fast path, or None when it cannot be used."""
+        fast = self._fast
+        return None if fast is None else (fast.ready_clients(), fast.ready_log)
+
+    def remember_client(self, raw: bytes, client_ip: str) -> None:
+        """After a datagram answered at once: let the fast path answer this client too."""
+        if self._fast is not None:
+            self._fast.remember_client(raw, client_ip)
+
+    def count_ready(self, answered: int, blocked: int) -> None:
+        """Count what the fast path answered as :meth:`answer_udp` counts its own."""
+        counters = self.counters
+        counters.queries += answered
+        counters.ready_answers += answered
+        counters.fast_answers += answered
+        counters.blocked += blocked
+        counters.cache_answers += answered - blocked
 
     def answer_udp(
         self, wire: bytes, client_ip: str, now: float, mono: float
@@ -340,7 +416,7 @@ class DnsHandler:
             return None
         reply, tick = self._pack_cached(query, cached, limit, mono)
         tail = reply[2:]
-        scope.replies[key] = (tick, tail, ready[2], False, again, ready[5])
+        scope.replies[key] = (tick, tail, ready[2], False, again, ready[5], ready[6])
         scope.repeat(ready[2], now)
         counters = self.counters
         counters.queries += 1
@@ -402,10 +478,11 @@ class DnsHandler:
         if self._ready_count > MAX_READY and self._scoped is not None:
             self._scoped.forget_ready()
             self._ready_count = 1
-        again = None
+        again = countdown = None
         if cached is not None and not blocked:
             again = (query, cached, limit, (query.qname, query.qtype, query.do))
-        scope.replies[key] = (until, reply[2:], tuple(notes), blocked, again, steady)
+            countdown = _countdown(query, cached, reply)
+        scope.replies[key] = (until, reply[2:], tuple(notes), blocked, again, steady, countdown)
 
     def _decide(
         self,

@@ -10,6 +10,12 @@ socket buffer (the kernel drops the excess); questions waiting for upstream are 
 most ``max_send_buffer`` octets (beyond, dropped and counted); TCP connections are at most
 ``max_tcp_connections``, each answered one message at a time and closed when idle.
 
+A question the handler has a ready answer for is answered without Python at all when the
+C extension :mod:`esafety.filtering.dns._ready` is built (``setup.py``): it reads a batch
+of datagrams with recvmmsg, answers the ready ones with sendmmsg from the handler's own
+tables and hands the rest back (see ``_ready.c``). Without it, or with
+``ServerSettings.fast_path`` off, the Python loop below answers the same, more slowly.
+
 Sockets are made here, not by asyncio, so that N worker processes can each bind the same
 address with SO_REUSEPORT and let the kernel spread clients across them (issue 4 §7, "uses
 both cores").
@@ -24,11 +30,20 @@ import socket
 import struct
 from collections import deque
 from dataclasses import dataclass
+from typing import Any
 
 from esafety.filtering.dns.handler import DnsHandler, PendingAnswer
 from esafety.filtering.dns.wire import MAX_MESSAGE
 
-__all__ = ["DnsServer", "ServerSettings", "bind_tcp", "bind_udp"]
+try:
+    from esafety.filtering.dns import _ready
+except ImportError:  # built without a C compiler: the Python path answers everything
+    _ready = None  # type: ignore[assignment]
+
+__all__ = ["FAST_PATH_BUILT", "DnsServer", "ServerSettings", "bind_tcp", "bind_udp"]
+
+#: Whether the C fast path was built (``pip install`` with a compiler).
+FAST_PATH_BUILT = _ready is not None
 
 log = logging.getLogger(__name__)
 _LENGTH = struct.Struct("!H")
@@ -46,6 +61,8 @@ class ServerSettings:
     max_tcp_connections: int = 256
     tcp_idle_timeout: float = 10.0  # RFC 7766 §6.2.3 suggests seconds, not minutes
     udp_receive_buffer: int = 4 << 20
+    #: Answer ready questions in C when the extension is built (off: all in Python).
+    fast_path: bool = True
 
 
 def _family(host: str) -> socket.AddressFamily:
@@ -104,6 +121,11 @@ class _UdpReader:
         self.waiting: deque[tuple[bytes, tuple[str, int]]] = deque()
         self.waiting_octets = 0
         self.closed = False
+        self.fast = (
+            _ready.UdpFastPath(sock.fileno(), MAX_MESSAGE)
+            if _ready is not None and server.settings.fast_path
+            else None
+        )
 
     def start(self) -> None:
         self.loop.add_reader(self.sock.fileno(), self.readable)
@@ -119,9 +141,14 @@ class _UdpReader:
         self.sock.close()
 
     def readable(self) -> None:
-        recvfrom, sendto = self.sock.recvfrom, self.sock.sendto
-        handler = self.handler
-        answer, times = handler.answer_udp, handler.times
+        fast = self.fast
+        if fast is not None and not self.waiting:  # replies wait in order behind the queue
+            table = self.handler.ready_table()
+            if table is not None:
+                self.readable_fast(fast, *table)
+                return
+        recvfrom = self.sock.recvfrom
+        answer = self.answer
         for _ in range(_BATCH):
             try:
                 data, addr = recvfrom(MAX_MESSAGE)
@@ -130,28 +157,40 @@ class _UdpReader:
             except OSError as error:  # an ICMP error for an earlier reply: nothing to do
                 log.debug("DNS filter UDP receive error: %s", error)
                 continue
-            # The clocks a datagram, not a batch: a decision is made at the time it is asked.
-            now, mono = times()
-            try:
-                result = answer(data, addr[0], now, mono)
-            except Exception:  # answer() never raises; if it ever does, keep serving
-                log.exception("DNS filter: unexpected fault answering a datagram")
-                continue
-            if result is None:
-                continue
-            if type(result) is bytes:
-                if self.waiting:
-                    self.queue(result, addr)
-                    continue
-                try:
-                    sendto(result, addr)
-                except (BlockingIOError, InterruptedError):
-                    self.queue(result, addr)
-                except OSError as error:
-                    self.server.dropped_send += 1
-                    log.debug("DNS filter UDP send to %s failed: %s", addr[0], error)
-                continue
+            answer(data, addr, None)
+
+    def readable_fast(self, fast: Any, clients: dict[bytes, Any], ready_log: Any) -> None:
+        """One batch through the C fast path; what it hands back is answered here."""
+        others, unsent, answered, blocked, lost = fast.serve(clients, ready_log, _BATCH)
+        if answered:
+            self.handler.count_ready(answered, blocked)
+        self.server.dropped_send += lost
+        for reply, addr in unsent:
+            self.queue(reply, addr)
+        answer = self.answer
+        for data, addr, raw in others:
+            answer(data, addr, raw)
+        # Not drained: the socket stays readable and the loop calls again.
+
+    def answer(self, data: bytes, addr: tuple[str, int], raw: bytes | None) -> None:
+        """Answer one datagram; ``raw`` (the client's address octets, from the fast path)
+        lets the fast path answer this client's next ready question itself."""
+        handler = self.handler
+        # The clocks a datagram, not a batch: a decision is made at the time it is asked.
+        now, mono = handler.times()
+        try:
+            result = handler.answer_udp(data, addr[0], now, mono)
+        except Exception:  # answer_udp() never raises; if it ever does, keep serving
+            log.exception("DNS filter: unexpected fault answering a datagram")
+            return
+        if result is None:
+            return
+        if type(result) is not bytes:
             self.forward(result, addr)  # type: ignore[arg-type]
+            return
+        if raw is not None:
+            handler.remember_client(raw, addr[0])
+        self.send(result, addr)
 
     def forward(self, pending: PendingAnswer, addr: tuple[str, int]) -> None:
         server = self.server
