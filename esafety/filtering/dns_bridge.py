@@ -215,9 +215,7 @@ class DnsBridge:
     ``holder.engine``; either drops every scope and ready answer made with the old one.
     """
 
-    __slots__ = (
-        "_engine", "_fast", "_replies", "_scopes", "_where", "clock", "holder", "log",
-    )  # fmt: skip
+    __slots__ = ("_engine", "_fast", "_replies", "_scopes", "_where", "clock", "holder", "log")
 
     def __init__(
         self,
