@@ -29,8 +29,10 @@ import pickle
 import sys
 import time
 from collections.abc import Callable, Hashable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -61,6 +63,7 @@ from esafety.filtering.dns_workers import (
 from esafety.filtering.engine_file import ENGINE_SUFFIX, load_engine, save_engine
 from esafety.filtering.log import DEFAULT_CAPACITY, DecisionLog, FlushListener, LogEntry
 from esafety.filtering.model import ClientSignIn, SubnetMapping
+from esafety.filtering.priority import yield_to_serving
 from esafety.filtering.service import build_engine, list_lists, rules_fingerprint
 from esafety.filtering.store import ListStore
 from esafety.installation import Installation
@@ -77,6 +80,7 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -193,6 +197,7 @@ class DnsService:
 
     def __init__(self, inst: Installation, dns: DnsSettings, *, web_host: str = "") -> None:
         self.inst = inst
+        self._background: ThreadPoolExecutor | None = None
         self.dns = dns
         self.block, self.warnings = block_settings(dns, web_host or inst.settings.web.host)
         resolvers = tuple(upstream_address(item) for item in dns.upstreams)
@@ -450,7 +455,7 @@ class DnsService:
         """Read who is where again and, with ``lists``, rebuild the engine if it changed.
 
         Returns once every serving process uses what was read."""
-        where = await asyncio.to_thread(self.read_where)
+        where = await self._in_background(self.read_where)
         if not _same_where(self._where, where):
             self._where = where
             if self.pool is not None:
@@ -464,7 +469,7 @@ class DnsService:
         """Compile the engine again (in another process) if the lists or the school's rules
         changed, and swap every serving loop to it; True when it did."""
         async with self._reloading:
-            fingerprint = await asyncio.to_thread(self.lists_fingerprint)
+            fingerprint = await self._in_background(self.lists_fingerprint)
             if not force and fingerprint == self._fingerprint:
                 return False
             path = self._next_engine_path()
@@ -486,6 +491,15 @@ class DnsService:
                      "in %.1f s in another process; serving paused %.1f ms to swap)",
                      self.last_compile_seconds, stall * 1000)  # fmt: skip
             return True
+
+    async def _in_background(self, read: Callable[[], _T]) -> _T:
+        """A database read while serving, in a thread that gives way to the serving loop
+        (:mod:`esafety.filtering.priority`)."""
+        if self._background is None:
+            self._background = ThreadPoolExecutor(
+                1, "esafety-dns-refresh", initializer=yield_to_serving
+            )
+        return await asyncio.get_running_loop().run_in_executor(self._background, read)
 
     async def _refresh_forever(self) -> None:
         wake = self._wake
@@ -562,4 +576,7 @@ class DnsService:
             await self.server.close()
         if self.log is not None:
             await asyncio.to_thread(self.log.stop)
+        if self._background is not None:
+            self._background.shutdown(wait=True)  # idle: the refresh task has ended
+            self._background = None
         self._retire_engines(keep=None)

@@ -50,6 +50,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from esafety.filtering.decision import Decision
+from esafety.filtering.priority import yield_to_serving
 
 try:
     from esafety.filtering.dns import _ready
@@ -456,7 +457,7 @@ class DecisionLog:
         self._thread.start()
 
     def _run(self) -> None:
-        _yield_to_serving()
+        yield_to_serving()  # the serving loop first (esafety.filtering.priority)
         deadline = clock.monotonic() + self.interval
         while not self._stopping.wait(max(0.0, deadline - clock.monotonic())):
             # Fixed rate, not fixed delay: a slow write does not stretch the interval.
@@ -484,22 +485,6 @@ class DecisionLog:
 
 
 # -- reading ------------------------------------------------------------------------------
-
-
-#: Niceness of the flushing thread: the kernel runs the serving loop first when both want
-#: the core, and the flush still gets about a tenth of it (enough at any load the loop
-#: can answer, so nothing queues up unwritten).
-FLUSH_NICENESS = 10
-
-
-def _yield_to_serving() -> None:
-    """Lower the calling thread's priority (Linux sets niceness per thread).
-
-    Encoding and compressing a second's decisions takes milliseconds of CPU; on the
-    serving core, a flush at the same priority as the loop took turns with it and held
-    answers back for that long (the p99 latency of issue 4 "Figures")."""
-    with contextlib.suppress(OSError, AttributeError):
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), FLUSH_NICENESS)
 
 
 def _days(root: Path) -> Iterator[tuple[date, Path]]:

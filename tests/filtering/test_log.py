@@ -310,3 +310,22 @@ def test_cli_bad_input(cli, args: tuple[str, ...], message: str) -> None:
     assert r.code == 2
     assert message in " ".join(r.err.split())
     assert "Traceback" not in r.err
+
+
+def test_the_flushing_thread_gives_way_to_the_serving_loop(tmp_path: Path) -> None:
+    import os
+    import threading
+    import time
+
+    decisions = DecisionLog(tmp_path, interval=0.05)
+    decisions.start()
+    try:
+        flusher = next(t for t in threading.enumerate() if t.name == "esafety-decision-log")
+        assert flusher.native_id is not None
+        expected = min(19, os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) + 10)
+        deadline = time.monotonic() + 5
+        while os.getpriority(os.PRIO_PROCESS, flusher.native_id) != expected:
+            assert time.monotonic() < deadline, "the flushing thread kept the loop's priority"
+            time.sleep(0.01)
+    finally:
+        decisions.stop()
