@@ -329,3 +329,13 @@ def test_the_flushing_thread_gives_way_to_the_serving_loop(tmp_path: Path) -> No
             time.sleep(0.01)
     finally:
         decisions.stop()
+
+
+def test_a_large_batch_is_converted_in_slices_and_written_whole(tmp_path: Path) -> None:
+    decisions = DecisionLog(tmp_path)
+    for n in range(3000):  # about three slices of conversion
+        decisions.record(entry(f"site{n}.example", at=NOON + n / 1000, person=f"p{n % 7}"))
+    assert decisions.flush() == 3000
+    rows = [row for file in visible_files(tmp_path) for row in pq.read_table(file).to_pylist()]
+    assert [row["name"] for row in rows] == [f"site{n}.example" for n in range(3000)]
+    assert [row["person"] for row in rows] == [f"p{n % 7}" for n in range(3000)]
