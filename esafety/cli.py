@@ -56,13 +56,19 @@ def _global(
         os.environ["ESAFETY_DATA"] = str(data.resolve())
 
 
-def installation() -> Any:
-    """The installation for this command, its database upgraded to the newest schema."""
+def installation(*, check_keys: bool = True) -> Any:
+    """The installation for this command, its database upgraded to the newest schema.
+
+    Refuses to go on when sealed records need keys that are missing (``check_keys``;
+    only ``esafety keys show`` looks without it).
+    """
     from esafety.installation import Installation
 
     inst = Installation()
     _opened.append(inst)
     inst.upgrade()
+    if check_keys:
+        inst.check_keys()
     return inst
 
 
@@ -166,6 +172,8 @@ def _mount() -> None:
     from esafety.directory import cli as directory_cli
     from esafety.filtering import cli as filtering_cli
     from esafety.filtering import reports_cli
+    from esafety.safeguarding import cli as safeguarding_cli
+    from esafety.sealing import cli as sealing_cli
     from esafety.security import ca_cli
     from esafety.security import cli as security_cli
     from esafety.web import cli as web_cli
@@ -173,6 +181,8 @@ def _mount() -> None:
     directory_cli.register(app, users_app)
     filtering_cli.register(app, users_app)
     reports_cli.register(filtering_cli.filter_app)
+    safeguarding_cli.register(app, users_app)
+    sealing_cli.register(app, users_app)
     ca_cli.register(app, users_app)
     security_cli.register(app, users_app)
     web_cli.register(app, users_app)

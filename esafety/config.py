@@ -75,6 +75,12 @@ class SecuritySettings(_Section):
     password_max_age_days: int = Field(30, ge=0)
     #: How many previous passwords may not be reused.
     password_history: int = Field(5, ge=0, le=50)
+    #: The keyring that seals safeguarding records and two-step secrets (docs/deployment.md,
+    #: "Keys"); relative to the data directory. Default: keys/esafety.keys.
+    key_file: Path | None = None
+    #: The keys themselves instead of a file: "id:base64key,id:base64key", the first
+    #: sealing (`esafety keys new` makes an entry). Overrides key_file.
+    keys: SecretStr | None = None
 
 
 class SmtpSettings(_Section):

@@ -27,6 +27,15 @@ from esafety.filtering.model import (
 from esafety.filtering.reports_model import SiteReport
 from esafety.filtering.requests_model import CustomPolicy, SchoolFilterSettings, UnblockRequest
 from esafety.notices import Notice
+from esafety.safeguarding.model import (
+    BreakGlassRead,
+    Concern,
+    ConcernAttachment,
+    ConcernEntry,
+    ConcernPerson,
+    SafeguardingSettings,
+    StepEntry,
+)
 from esafety.scheduler import ScheduledJob
 from esafety.security.model import Account, ApiToken, PasswordHistory, RecoveryCode, WebSession
 
@@ -36,8 +45,13 @@ __all__ = [
     "ApiToken",
     "AuditEntry",
     "AuditHead",
+    "BreakGlassRead",
     "ClientSignIn",
     "Closure",
+    "Concern",
+    "ConcernAttachment",
+    "ConcernEntry",
+    "ConcernPerson",
     "CustomPolicy",
     "FilterAlert",
     "FilterList",
@@ -52,12 +66,14 @@ __all__ = [
     "PupilFlag",
     "RecoveryCode",
     "RosterImport",
+    "SafeguardingSettings",
     "ScheduledJob",
     "School",
     "SchoolFilterEntry",
     "SchoolFilterList",
     "SchoolFilterSettings",
     "SiteReport",
+    "StepEntry",
     "SubnetMapping",
     "TechnologyRestriction",
     "Term",

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 import esafety.db
+import esafety.sealing.columns
 ${imports if imports else ""}
 
 revision: str = ${repr(up_revision)}

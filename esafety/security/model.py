@@ -8,6 +8,7 @@ from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from esafety.db import Base, SchoolOwned, utcnow
+from esafety.sealing import SealedText
 
 __all__ = ["Account", "ApiToken", "PasswordHistory", "RecoveryCode", "WebSession"]
 
@@ -25,7 +26,8 @@ class Account(SchoolOwned, Base):
     password_hash: Mapped[str | None] = mapped_column(String(255))
     password_changed_at: Mapped[datetime | None]
     must_change_password: Mapped[bool] = mapped_column(default=False)
-    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    #: Sealed (encrypted at rest): a copy of the database must not let anyone make codes.
+    totp_secret: Mapped[str | None] = mapped_column(SealedText())
     totp_enrolled_at: Mapped[datetime | None]
     #: The last TOTP time step used, so a code cannot be replayed.
     totp_last_step: Mapped[int | None]

@@ -87,6 +87,7 @@ _SITE_REPORT_READERS = frozenset(
     {Role.TECHNICIAN, Role.ONLINE_SAFETY_LEAD, Role.DSL, Role.DEPUTY_DSL}
 )
 _FILTER_ALERT_READERS = frozenset({Role.DSL, Role.DEPUTY_DSL, Role.ONLINE_SAFETY_LEAD})
+_CONCERN_RAISERS = STAFF_ROLES | {Role.VOLUNTEER, Role.GOVERNOR, Role.CHAIR_OF_GOVERNORS}
 
 
 class Permission(StrEnum):
@@ -143,6 +144,17 @@ class Permission(StrEnum):
     ACKNOWLEDGE_FILTER_ALERTS = "acknowledge_filter_alerts"
     #: Scrape ``/metrics`` (Prometheus, with an API token): counters, no personal data.
     VIEW_METRICS = "view_metrics"
+    #: Record a safeguarding concern (issue 5 §1; KCSIE: every adult who works with pupils).
+    RECORD_CONCERNS = "record_concerns"
+    #: Open a concern: the access rules then decide which (their own, their role's kinds,
+    #: break glass; esafety.safeguarding.access).
+    VIEW_CONCERNS = "view_concerns"
+    #: Record steps, notes, changes and closing on concerns their role reads.
+    ACT_ON_CONCERNS = "act_on_concerns"
+    #: Read a concern one may not otherwise read, with a written reason that alerts the DSL.
+    BREAK_GLASS = "break_glass"
+    #: Choose the kinds of concern the online safety lead reads (issue 5 §3).
+    MANAGE_SAFEGUARDING_SETTINGS = "manage_safeguarding_settings"
 
 
 PERMISSIONS: dict[Permission, frozenset[Role]] = {
@@ -212,6 +224,14 @@ PERMISSIONS: dict[Permission, frozenset[Role]] = {
     Permission.VIEW_FILTER_ALERTS: _FILTER_ALERT_READERS,
     Permission.ACKNOWLEDGE_FILTER_ALERTS: _FILTER_ALERT_READERS,
     Permission.VIEW_METRICS: frozenset({Role.TECHNICIAN, Role.ADMIN}),
+    # Issue 5 §1, KCSIE part 1: every adult working with pupils records concerns; `admin`
+    # reads none (§3), so it records none it could not read back.
+    Permission.RECORD_CONCERNS: _CONCERN_RAISERS,
+    Permission.VIEW_CONCERNS: _CONCERN_RAISERS,
+    Permission.ACT_ON_CONCERNS: _SAFEGUARDING_LEADS
+    | {Role.ONLINE_SAFETY_LEAD, Role.CHAIR_OF_GOVERNORS},
+    Permission.BREAK_GLASS: STAFF_ROLES,
+    Permission.MANAGE_SAFEGUARDING_SETTINGS: frozenset({Role.DSL, Role.HEADTEACHER}),
 }
 
 

@@ -41,6 +41,7 @@ SLICE_ROUTERS = (
     "esafety.filtering.pages",
     "esafety.filtering.requests_api",
     "esafety.filtering.reports_web",
+    "esafety.safeguarding.api",
 )
 
 

@@ -223,6 +223,11 @@ _ACTIONS = {
     Permission.RESET_TWO_STEP: "reset someone's two-step sign-in",
     Permission.VIEW_AUDIT: "read the audit trail",
     Permission.MANAGE_OWN_TOKENS: "make or manage API tokens",
+    Permission.RECORD_CONCERNS: "record a safeguarding concern",
+    Permission.VIEW_CONCERNS: "see safeguarding concerns",
+    Permission.ACT_ON_CONCERNS: "act on safeguarding concerns (designated safeguarding leads)",
+    Permission.BREAK_GLASS: "open a concern in an emergency (break glass)",
+    Permission.MANAGE_SAFEGUARDING_SETTINGS: "change the school's safeguarding settings",
 }
 
 

@@ -19,6 +19,8 @@ from esafety.filtering import reports as site_reports
 from esafety.filtering.alerts import FilterAlertRaised, store_alert
 from esafety.filtering.reports_model import ReportKind, ReportSource
 from esafety.installation import Installation
+from esafety.safeguarding.attachments import add_attachment
+from esafety.safeguarding.concerns import record_concern
 from esafety.security.roles import Role
 from esafety.security.tokens import create_token
 from esafety.web.app import create_app
@@ -77,6 +79,15 @@ def _other_school(inst: Installation) -> tuple[int, dict[str, int]]:
             soon + timedelta(hours=1),
         )
         ids["request_id"] = unblock.id
+        concern = record_concern(
+            session,
+            kind="online_bullying",
+            narrative="Beta's own concern about a group chat.",
+            happened_at=datetime.now(UTC) - timedelta(hours=1),
+            about=[beta[Role.PUPIL].username],
+        )
+        attached = add_attachment(session, inst.attachments, concern.id, "a.pdf", b"%PDF-1.4\n")
+        ids |= {"concern_id": concern.id, "attachment_id": attached.id}
     _, token = create_token(inst, beta[Role.DSL].id, "beta's token", actor=actor)
     return beta.id, {**ids, "person_id": pupil, "token_id": token.id}
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 11:23:24.028120
+Create Date: 2026-11-23 14:29:59.338817
 """
 
 from collections.abc import Sequence
@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 import esafety.db
+import esafety.sealing.columns
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -274,6 +275,27 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("roster_import", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_roster_import_school_id"), ["school_id"], unique=False)
+
+    op.create_table(
+        "safeguarding_settings",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("online_safety_kinds", sa.JSON(), nullable=True),
+        sa.Column("updated_at", esafety.db.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("updated_by", sa.String(length=200), nullable=False),
+        sa.Column("school_id", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["school_id"],
+            ["school.id"],
+            name=op.f("fk_safeguarding_settings_school_id_school"),
+            ondelete="RESTRICT",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_safeguarding_settings")),
+        sa.UniqueConstraint("school_id", name=op.f("uq_safeguarding_settings_school_id")),
+    )
+    with op.batch_alter_table("safeguarding_settings", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_safeguarding_settings_school_id"), ["school_id"], unique=False
+        )
 
     op.create_table(
         "scheduled_job",
@@ -547,7 +569,7 @@ def upgrade() -> None:
         sa.Column("password_hash", sa.String(length=255), nullable=True),
         sa.Column("password_changed_at", esafety.db.UtcDateTime(timezone=True), nullable=True),
         sa.Column("must_change_password", sa.Boolean(), nullable=False),
-        sa.Column("totp_secret", sa.String(length=64), nullable=True),
+        sa.Column("totp_secret", esafety.sealing.columns.SealedText(), nullable=True),
         sa.Column("totp_enrolled_at", esafety.db.UtcDateTime(timezone=True), nullable=True),
         sa.Column("totp_last_step", sa.Integer(), nullable=True),
         sa.Column("failed_attempts", sa.Integer(), nullable=False),
@@ -635,6 +657,78 @@ def upgrade() -> None:
         batch_op.create_index(
             batch_op.f("ix_client_sign_in_school_id"), ["school_id"], unique=False
         )
+
+    op.create_table(
+        "concern",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column(
+            "kind",
+            sa.Enum(
+                "illegal_content",
+                "indecent_images_of_children",
+                "youth_produced_sexual_imagery",
+                "online_sexual_abuse",
+                "sexual_violence_harassment",
+                "radicalisation",
+                "online_bullying",
+                "online_hate",
+                "filtering_breach",
+                "data_breach",
+                "staff_allegation",
+                "parent_carer_concern",
+                "technology_misuse",
+                "pupil_welfare",
+                name="incidentkind",
+                native_enum=False,
+                length=40,
+            ),
+            nullable=False,
+        ),
+        sa.Column("happened_at", esafety.db.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("noticed_at", esafety.db.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("recorded_at", esafety.db.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("raised_by_id", sa.Integer(), nullable=True),
+        sa.Column("raised_by", sa.String(length=200), nullable=False),
+        sa.Column(
+            "location",
+            sa.Enum(
+                "in_school",
+                "at_home",
+                "online",
+                "elsewhere",
+                name="location",
+                native_enum=False,
+                length=40,
+            ),
+            nullable=True,
+        ),
+        sa.Column("location_detail", esafety.sealing.columns.SealedText(), nullable=True),
+        sa.Column("narrative", esafety.sealing.columns.SealedText(), nullable=False),
+        sa.Column("action_taken", esafety.sealing.columns.SealedText(), nullable=True),
+        sa.Column("dsl_told_in_person", sa.Boolean(), nullable=False),
+        sa.Column(
+            "status",
+            sa.Enum("open", "closed", name="concernstatus", native_enum=False, length=40),
+            nullable=False,
+        ),
+        sa.Column("outcome", esafety.sealing.columns.SealedText(), nullable=True),
+        sa.Column("closed_at", esafety.db.UtcDateTime(timezone=True), nullable=True),
+        sa.Column("closed_by", sa.String(length=200), nullable=True),
+        sa.Column("school_id", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["raised_by_id"], ["person.id"], name=op.f("fk_concern_raised_by_id_person")
+        ),
+        sa.ForeignKeyConstraint(
+            ["school_id"],
+            ["school.id"],
+            name=op.f("fk_concern_school_id_school"),
+            ondelete="RESTRICT",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_concern")),
+    )
+    with op.batch_alter_table("concern", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_concern_raised_by_id"), ["raised_by_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_concern_school_id"), ["school_id"], unique=False)
 
     op.create_table(
         "filter_alert",
@@ -1172,11 +1266,301 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_web_session_person_id"), ["person_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_web_session_school_id"), ["school_id"], unique=False)
 
+    op.create_table(
+        "concern_attachment",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("concern_id", sa.Integer(), nullable=False),
+        sa.Column("file_id", sa.String(length=64), nullable=False),
+        sa.Column("filename", esafety.sealing.columns.SealedText(), nullable=False),
+        sa.Column("content_type", sa.String(length=100), nullable=False),
+        sa.Column("size", sa.Integer(), nullable=False),
+        sa.Column("added_by_id", sa.Integer(), nullable=True),
+        sa.Column("added_by", sa.String(length=200), nullable=False),
+        sa.Column("added_at", esafety.db.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("school_id", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["added_by_id"], ["person.id"], name=op.f("fk_concern_attachment_added_by_id_person")
+        ),
+        sa.ForeignKeyConstraint(
+            ["concern_id"], ["concern.id"], name=op.f("fk_concern_attachment_concern_id_concern")
+        ),
+        sa.ForeignKeyConstraint(
+            ["school_id"],
+            ["school.id"],
+            name=op.f("fk_concern_attachment_school_id_school"),
+            ondelete="RESTRICT",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_concern_attachment")),
+        sa.UniqueConstraint("file_id", name=op.f("uq_concern_attachment_file_id")),
+    )
+    with op.batch_alter_table("concern_attachment", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_concern_attachment_concern_id"), ["concern_id"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_concern_attachment_school_id"), ["school_id"], unique=False
+        )
+
+    op.create_table(
+        "concern_break_glass",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("concern_id", sa.Integer(), nullable=False),
+        sa.Column("person_id", sa.Integer(), nullable=True),
+        sa.Column("by", sa.String(length=200), nullable=False),
+        sa.Column("reason", esafety.sealing.columns.SealedText(), nullable=False),
+        sa.Column("at", esafety.db.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("acknowledged_at", esafety.db.UtcDateTime(timezone=True), nullable=True),
+        sa.Column("acknowledged_by", sa.String(length=200), nullable=True),
+        sa.Column("school_id", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["concern_id"], ["concern.id"], name=op.f("fk_concern_break_glass_concern_id_concern")
+        ),
+        sa.ForeignKeyConstraint(
+            ["person_id"], ["person.id"], name=op.f("fk_concern_break_glass_person_id_person")
+        ),
+        sa.ForeignKeyConstraint(
+            ["school_id"],
+            ["school.id"],
+            name=op.f("fk_concern_break_glass_school_id_school"),
+            ondelete="RESTRICT",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_concern_break_glass")),
+    )
+    with op.batch_alter_table("concern_break_glass", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_concern_break_glass_concern_id"), ["concern_id"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_concern_break_glass_school_id"), ["school_id"], unique=False
+        )
+
+    op.create_table(
+        "concern_person",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("concern_id", sa.Integer(), nullable=False),
+        sa.Column("person_id", sa.Integer(), nullable=True),
+        sa.Column(
+            "part",
+            sa.Enum(
+                "harmed",
+                "harmed_others",
+                "witness",
+                "other",
+                name="part",
+                native_enum=False,
+                length=40,
+            ),
+            nullable=False,
+        ),
+        sa.Column("outside_name", esafety.sealing.columns.SealedText(), nullable=True),
+        sa.Column("outside_description", esafety.sealing.columns.SealedText(), nullable=True),
+        sa.Column("outside_handle", esafety.sealing.columns.SealedText(), nullable=True),
+        sa.Column("added_at", esafety.db.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("added_by", sa.String(length=200), nullable=False),
+        sa.Column("school_id", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["concern_id"], ["concern.id"], name=op.f("fk_concern_person_concern_id_concern")
+        ),
+        sa.ForeignKeyConstraint(
+            ["person_id"], ["person.id"], name=op.f("fk_concern_person_person_id_person")
+        ),
+        sa.ForeignKeyConstraint(
+            ["school_id"],
+            ["school.id"],
+            name=op.f("fk_concern_person_school_id_school"),
+            ondelete="RESTRICT",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_concern_person")),
+    )
+    with op.batch_alter_table("concern_person", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_concern_person_concern_id"), ["concern_id"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_concern_person_person_id"), ["person_id"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_concern_person_school_id"), ["school_id"], unique=False
+        )
+
+    op.create_table(
+        "concern_step",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("concern_id", sa.Integer(), nullable=False),
+        sa.Column("step_id", sa.String(length=64), nullable=False),
+        sa.Column("done_by", sa.String(length=200), nullable=False),
+        sa.Column("done_at", esafety.db.UtcDateTime(timezone=True), nullable=False),
+        sa.Column(
+            "outcome",
+            sa.Enum("done", "not_applicable", name="stepoutcome", native_enum=False, length=40),
+            nullable=False,
+        ),
+        sa.Column("choice", sa.String(length=64), nullable=True),
+        sa.Column("rationale", esafety.sealing.columns.SealedText(), nullable=True),
+        sa.Column("note", esafety.sealing.columns.SealedText(), nullable=True),
+        sa.Column("reference", esafety.sealing.columns.SealedText(), nullable=True),
+        sa.Column("corrects", sa.Boolean(), nullable=False),
+        sa.Column("correction_reason", esafety.sealing.columns.SealedText(), nullable=True),
+        sa.Column("recorded_by_id", sa.Integer(), nullable=True),
+        sa.Column("recorded_at", esafety.db.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("school_id", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["concern_id"], ["concern.id"], name=op.f("fk_concern_step_concern_id_concern")
+        ),
+        sa.ForeignKeyConstraint(
+            ["recorded_by_id"], ["person.id"], name=op.f("fk_concern_step_recorded_by_id_person")
+        ),
+        sa.ForeignKeyConstraint(
+            ["school_id"],
+            ["school.id"],
+            name=op.f("fk_concern_step_school_id_school"),
+            ondelete="RESTRICT",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_concern_step")),
+    )
+    with op.batch_alter_table("concern_step", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_concern_step_concern_id"), ["concern_id"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_concern_step_school_id"), ["school_id"], unique=False)
+
+    op.create_table(
+        "concern_entry",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("concern_id", sa.Integer(), nullable=False),
+        sa.Column(
+            "kind",
+            sa.Enum(
+                "note",
+                "correction",
+                "kind_changed",
+                "date_changed",
+                "person_added",
+                "person_removed",
+                name="entrykind",
+                native_enum=False,
+                length=40,
+            ),
+            nullable=False,
+        ),
+        sa.Column("text", esafety.sealing.columns.SealedText(), nullable=True),
+        sa.Column("reason", esafety.sealing.columns.SealedText(), nullable=True),
+        sa.Column("corrects_entry_id", sa.Integer(), nullable=True),
+        sa.Column("field", sa.String(length=40), nullable=True),
+        sa.Column(
+            "new_kind",
+            sa.Enum(
+                "illegal_content",
+                "indecent_images_of_children",
+                "youth_produced_sexual_imagery",
+                "online_sexual_abuse",
+                "sexual_violence_harassment",
+                "radicalisation",
+                "online_bullying",
+                "online_hate",
+                "filtering_breach",
+                "data_breach",
+                "staff_allegation",
+                "parent_carer_concern",
+                "technology_misuse",
+                "pupil_welfare",
+                name="incidentkind",
+                native_enum=False,
+                length=40,
+            ),
+            nullable=True,
+        ),
+        sa.Column(
+            "old_kind",
+            sa.Enum(
+                "illegal_content",
+                "indecent_images_of_children",
+                "youth_produced_sexual_imagery",
+                "online_sexual_abuse",
+                "sexual_violence_harassment",
+                "radicalisation",
+                "online_bullying",
+                "online_hate",
+                "filtering_breach",
+                "data_breach",
+                "staff_allegation",
+                "parent_carer_concern",
+                "technology_misuse",
+                "pupil_welfare",
+                name="incidentkind",
+                native_enum=False,
+                length=40,
+            ),
+            nullable=True,
+        ),
+        sa.Column("new_happened_at", esafety.db.UtcDateTime(timezone=True), nullable=True),
+        sa.Column("old_happened_at", esafety.db.UtcDateTime(timezone=True), nullable=True),
+        sa.Column("concern_person_id", sa.Integer(), nullable=True),
+        sa.Column("made_by_id", sa.Integer(), nullable=True),
+        sa.Column("made_by", sa.String(length=200), nullable=False),
+        sa.Column("made_at", esafety.db.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("school_id", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["concern_id"], ["concern.id"], name=op.f("fk_concern_entry_concern_id_concern")
+        ),
+        sa.ForeignKeyConstraint(
+            ["concern_person_id"],
+            ["concern_person.id"],
+            name=op.f("fk_concern_entry_concern_person_id_concern_person"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["corrects_entry_id"],
+            ["concern_entry.id"],
+            name=op.f("fk_concern_entry_corrects_entry_id_concern_entry"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["made_by_id"], ["person.id"], name=op.f("fk_concern_entry_made_by_id_person")
+        ),
+        sa.ForeignKeyConstraint(
+            ["school_id"],
+            ["school.id"],
+            name=op.f("fk_concern_entry_school_id_school"),
+            ondelete="RESTRICT",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_concern_entry")),
+    )
+    with op.batch_alter_table("concern_entry", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_concern_entry_concern_id"), ["concern_id"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_concern_entry_school_id"), ["school_id"], unique=False)
+
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table("concern_entry", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_concern_entry_school_id"))
+        batch_op.drop_index(batch_op.f("ix_concern_entry_concern_id"))
+
+    op.drop_table("concern_entry")
+    with op.batch_alter_table("concern_step", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_concern_step_school_id"))
+        batch_op.drop_index(batch_op.f("ix_concern_step_concern_id"))
+
+    op.drop_table("concern_step")
+    with op.batch_alter_table("concern_person", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_concern_person_school_id"))
+        batch_op.drop_index(batch_op.f("ix_concern_person_person_id"))
+        batch_op.drop_index(batch_op.f("ix_concern_person_concern_id"))
+
+    op.drop_table("concern_person")
+    with op.batch_alter_table("concern_break_glass", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_concern_break_glass_school_id"))
+        batch_op.drop_index(batch_op.f("ix_concern_break_glass_concern_id"))
+
+    op.drop_table("concern_break_glass")
+    with op.batch_alter_table("concern_attachment", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_concern_attachment_school_id"))
+        batch_op.drop_index(batch_op.f("ix_concern_attachment_concern_id"))
+
+    op.drop_table("concern_attachment")
     with op.batch_alter_table("web_session", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_web_session_school_id"))
         batch_op.drop_index(batch_op.f("ix_web_session_person_id"))
@@ -1240,6 +1624,11 @@ def downgrade() -> None:
         batch_op.drop_index("ix_filter_alert_open")
 
     op.drop_table("filter_alert")
+    with op.batch_alter_table("concern", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_concern_school_id"))
+        batch_op.drop_index(batch_op.f("ix_concern_raised_by_id"))
+
+    op.drop_table("concern")
     with op.batch_alter_table("client_sign_in", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_client_sign_in_school_id"))
         batch_op.drop_index(batch_op.f("ix_client_sign_in_client"))
@@ -1285,6 +1674,10 @@ def downgrade() -> None:
         batch_op.drop_index("ix_scheduled_job_due")
 
     op.drop_table("scheduled_job")
+    with op.batch_alter_table("safeguarding_settings", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_safeguarding_settings_school_id"))
+
+    op.drop_table("safeguarding_settings")
     with op.batch_alter_table("roster_import", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_roster_import_school_id"))
 

@@ -1,0 +1,1 @@
+"""Safeguarding records: concerns, incident procedures, chronologies."""
