@@ -13,14 +13,13 @@ so another folder of sealed files needs no registration.
 
 from __future__ import annotations
 
-import os
 import re
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
 from esafety.errors import InvalidInput, NotFound
-from esafety.sealing.keyring import DEFAULT_KEY_FILE, Key, Keyring
+from esafety.sealing.keyring import DEFAULT_KEY_FILE, Key, Keyring, replace_private_file
 
 __all__ = ["SUFFIX", "SealedFiles", "file_place", "open_file", "seal_file", "sealed_files"]
 
@@ -38,26 +37,7 @@ def seal_file(
     keyring: Keyring, path: Path, content: bytes, *, place: str, key: Key | None = None
 ) -> None:
     """Write ``content`` sealed to ``path`` (replacing it whole, or not at all)."""
-    blob = keyring.seal(content, place, key=key)
-    folder = path.parent
-    if not folder.exists():
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    temporary = folder / f".{path.name}.{secrets.token_hex(6)}.tmp"
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(blob)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    folder_fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(folder_fd)
-    finally:
-        os.close(folder_fd)
+    replace_private_file(path, keyring.seal(content, place, key=key))
 
 
 def open_file(keyring: Keyring, path: Path, *, place: str) -> bytes:

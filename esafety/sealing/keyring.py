@@ -289,7 +289,7 @@ class Keyring:
             state = self._state()
             draft = _Draft(list(state.keys), state.current)
             yield draft
-            _replace(self.path, _payload(draft.keys, draft.current))
+            replace_private_file(self.path, _payload(draft.keys, draft.current))
             self._loaded = None
 
     def _refuse_if_given(self, action: str) -> None:
@@ -417,7 +417,12 @@ def _write_new(path: Path, content: bytes) -> None:
     _sync_folder(path.parent)
 
 
-def _replace(path: Path, content: bytes) -> None:
+def replace_private_file(path: Path, content: bytes) -> None:
+    """Write ``path`` (mode 0600) whole or not at all, replacing what was there."""
     temporary = _write_temporary(path, content)
-    os.replace(temporary, path)
+    try:
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
     _sync_folder(path.parent)
