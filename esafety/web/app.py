@@ -42,6 +42,7 @@ SLICE_ROUTERS = (
     "esafety.filtering.requests_api",
     "esafety.filtering.reports_web",
     "esafety.safeguarding.api",
+    "esafety.safeguarding.pages",
 )
 
 

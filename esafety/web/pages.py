@@ -46,6 +46,8 @@ NAVIGATION = (
     NavLink("/access-register", "Access register", Permission.VIEW_ACCESS_REGISTER),
     NavLink("/calendar", "Calendar", Permission.VIEW_CALENDAR),
     NavLink("/filtering", "Filtering", Permission.VIEW_FILTERING),
+    NavLink("/safeguarding/concerns", "Concerns", Permission.VIEW_CONCERNS),
+    NavLink("/safeguarding/concerns/new", "Record a concern", Permission.RECORD_CONCERNS),
     NavLink("/account", "My account", Permission.SIGNED_IN),
 )
 
