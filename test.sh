@@ -10,6 +10,8 @@ python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
 missing=()
 command -v chromium >/dev/null || missing+=(chromium)
 [ -x /usr/lib/postgresql/15/bin/initdb ] || missing+=(postgresql-15)
+# The chronology PDF's Unicode font (without it the PDF falls back to Helvetica, Latin-1).
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq

@@ -26,7 +26,10 @@ from esafety.filtering.model import (
 )
 from esafety.filtering.reports_model import SiteReport
 from esafety.filtering.requests_model import CustomPolicy, SchoolFilterSettings, UnblockRequest
+from esafety.mail import OutgoingMail
 from esafety.notices import Notice
+from esafety.safeguarding.actions_model import ConcernAction, ConcernActionEnd
+from esafety.safeguarding.alert_concerns_model import ConcernFromAlert
 from esafety.safeguarding.model import (
     BreakGlassRead,
     Concern,
@@ -36,6 +39,14 @@ from esafety.safeguarding.model import (
     SafeguardingSettings,
     StepEntry,
 )
+from esafety.safeguarding.retention_model import DeletionRecord, LegalHold, RetentionSettings
+from esafety.safeguarding.transfer_model import (
+    ImportedConcern,
+    PupilTransfer,
+    TransferEntry,
+    TransferImport,
+)
+from esafety.safeguarding.whisper_model import WorryMessage, WorryReport
 from esafety.scheduler import ScheduledJob
 from esafety.security.model import Account, ApiToken, PasswordHistory, RecoveryCode, WebSession
 
@@ -49,22 +60,31 @@ __all__ = [
     "ClientSignIn",
     "Closure",
     "Concern",
+    "ConcernAction",
+    "ConcernActionEnd",
     "ConcernAttachment",
     "ConcernEntry",
+    "ConcernFromAlert",
     "ConcernPerson",
     "CustomPolicy",
+    "DeletionRecord",
     "FilterAlert",
     "FilterList",
     "Group",
     "GroupMembership",
+    "ImportedConcern",
+    "LegalHold",
     "Notice",
+    "OutgoingMail",
     "ParentLink",
     "PasswordHistory",
     "Person",
     "PersonRole",
     "PolicyAssignment",
     "PupilFlag",
+    "PupilTransfer",
     "RecoveryCode",
+    "RetentionSettings",
     "RosterImport",
     "SafeguardingSettings",
     "ScheduledJob",
@@ -77,6 +97,10 @@ __all__ = [
     "SubnetMapping",
     "TechnologyRestriction",
     "Term",
+    "TransferEntry",
+    "TransferImport",
     "UnblockRequest",
     "WebSession",
+    "WorryMessage",
+    "WorryReport",
 ]

@@ -19,6 +19,7 @@ from esafety.errors import InvalidInput
 from esafety.filtering import alerts
 from esafety.filtering.alerts_model import FilterAlert
 from esafety.filtering.categories import category_of, info
+from esafety.safeguarding.alert_concerns import concerns_of_alerts
 from esafety.security.roles import Permission
 from esafety.web.deps import Caller, SchoolSession, require
 from esafety.web.pages import render
@@ -75,6 +76,9 @@ def alerts_page(
         "new_count": sum(1 for row in found if row.acknowledged_at is None),
         "limit": alerts.PAGE_LIMIT,
         "can_acknowledge": caller.can(Permission.ACKNOWLEDGE_FILTER_ALERTS),
+        # "Record a concern" from an alert; the concern it became (for its readers only).
+        "can_record": caller.can(Permission.RECORD_CONCERNS),
+        "concern_of": concerns_of_alerts(session, [row.id for row in found]),
         "flash": DONE.get(request.query_params.get("done", "")),
         "flash_kind": "good",
     }

@@ -296,6 +296,8 @@ class BlockPageMiddleware:
                 "report_path": REPORT_PATH,
                 "style_path": STYLE_PATH,
                 "unblock_url": unblock,
+                # A pupil may tell someone about a worry (issue 5 §1), on esafety's own address.
+                "worry_url": f"{self._own_origin(request)}/worry" if request is not None else None,
                 **extra,
             }
         )

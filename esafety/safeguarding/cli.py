@@ -26,6 +26,18 @@ safeguarding_app = typer.Typer(
 
 
 def register(app: typer.Typer, users_app: typer.Typer) -> None:
+    # Retention, legal holds, deletions and subject access (issue 5 §8).
+    from esafety.safeguarding import retention_cli
+
+    retention_cli.register(safeguarding_app)
+    # Child-protection files of pupils who move school (issue 5 §5).
+    from esafety.safeguarding import transfer_cli
+
+    transfer_cli.register(safeguarding_app)
+    # A pupil's chronology, as text, JSON or PDF (issue 5 §5).
+    from esafety.safeguarding import chronology_cli
+
+    chronology_cli.register(safeguarding_app)
     app.add_typer(safeguarding_app, name="safeguarding")
 
 

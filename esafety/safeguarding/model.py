@@ -295,6 +295,9 @@ class SafeguardingSettings(SchoolOwned, Base):
     #: Kinds the online safety lead reads (issue 5 §3); None: the catalogue's default
     #: (filtering_breach, technology_misuse, data_breach).
     online_safety_kinds: Mapped[list[str] | None] = mapped_column(JSON)
+    #: School days after sending a child-protection file before the DSL is reminded that
+    #: no receipt came (issue 5 §5; None: 3, esafety.safeguarding.transfer).
+    transfer_receipt_days: Mapped[int | None]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_by: Mapped[str] = mapped_column(String(200))
 
@@ -310,7 +313,6 @@ APPEND_ONLY: dict[type[Base], frozenset[str]] = {
     ConcernAttachment: frozenset(),
     BreakGlassRead: frozenset({"acknowledged_at", "acknowledged_by"}),
 }
-_TABLES = frozenset(cls.__tablename__ for cls in APPEND_ONLY)
 _DELETION_ALLOWED = "safeguarding_deletion_allowed"
 
 
@@ -357,7 +359,8 @@ def _refuse_bulk_edits(state: ORMExecuteState) -> None:
     if not (state.is_update or state.is_delete) or state.session.info.get(_DELETION_ALLOWED):
         return
     name = getattr(getattr(state.statement, "table", None), "name", None)
-    if name in _TABLES:
+    # Read at each call: other modules add their tables to APPEND_ONLY (actions_model).
+    if name in {cls.__tablename__ for cls in APPEND_ONLY}:
         raise PermissionDenied(
             f"safeguarding records ({name}) are never changed or deleted in bulk (STANDARDS R2)"
         )

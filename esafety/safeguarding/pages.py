@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from esafety.db import utcnow
 from esafety.directory.model import Person, PersonKind, School
 from esafety.errors import InvalidInput
-from esafety.safeguarding import concerns, reading
+from esafety.safeguarding import alert_concerns, concern_view, concerns, reading
 from esafety.safeguarding.access import Grounds
 from esafety.safeguarding.catalogue import kind as kind_info
 from esafety.safeguarding.catalogue import kinds
@@ -50,6 +50,16 @@ DONE = {
     "step": "The step was recorded.",
     "note": "The note was added.",
     "closed": "The concern was closed.",
+    "corrected": "The correction was recorded beside the original.",
+    "kind": "The change of kind was recorded.",
+    "date": "The change of when it happened was recorded.",
+    "linked": "The person was linked, and the change recorded.",
+    "unlinked": "The person was unlinked, and the change recorded.",
+    "attached": "The file was attached.",
+    "action": "The action was set, and its owner told.",
+    "action-done": "The action was marked done.",
+    "action-cancelled": "The action was cancelled.",
+    "acknowledged": "The break-glass alert was acknowledged.",
 }
 
 PART_LABELS = {
@@ -119,7 +129,7 @@ def _people_choices(session: Session) -> list[PersonChoice]:
     for person in [*pupils, *adults]:
         if not person.username:
             continue
-        extra = person.year_group.value if person.year_group else person.kind.value
+        extra = person.year_group.label if person.year_group else person.kind.value
         choices.append(PersonChoice(person.username, f"{person.display_name} ({extra})"))
     return choices
 
@@ -127,6 +137,7 @@ def _people_choices(session: Session) -> list[PersonChoice]:
 def _blank_form(zone: ZoneInfo) -> dict[str, Any]:
     now = utcnow().astimezone(zone)
     return {
+        "alert": "",
         "kind": "",
         "person": [""] * PERSON_ROWS,
         "part": [""] * PERSON_ROWS,
@@ -169,10 +180,29 @@ def _new_page(
 @router.get("/safeguarding/concerns/new", response_class=HTMLResponse)
 def new_concern_page(
     request: Request,
+    alert: int | None = None,
     caller: Caller = Depends(require(Permission.RECORD_CONCERNS)),
     session: Session = SchoolSession,
 ) -> HTMLResponse:
-    return _new_page(request, caller, session, _blank_form(_zone(session, caller)))
+    """The form; ``?alert=ID`` fills it in from a filter alert (the DSL's alert list)."""
+    zone = _zone(session, caller)
+    form = _blank_form(zone)
+    if alert is not None:
+        form |= _from_alert(alert_concerns.draft_from_alert(session, alert, zone))
+    return _new_page(request, caller, session, form)
+
+
+def _from_alert(draft: alert_concerns.AlertDraft) -> dict[str, Any]:
+    return {
+        "alert": str(draft.alert_id),
+        "kind": draft.kind.value,
+        "person": _padded([draft.username] if draft.username else []),
+        "happened_day": draft.happened_at.date().isoformat(),
+        "happened_time": draft.happened_at.strftime("%H:%M"),
+        "location": draft.location.value,
+        "location_detail": draft.location_detail,
+        "narrative": draft.narrative,
+    }
 
 
 def _moment(day: str, clock: str, what: str, *, required: bool) -> datetime | None:
@@ -235,10 +265,12 @@ def record_concern(
     narrative: str = Form(""),
     action_taken: str = Form(""),
     dsl_told_in_person: str = Form(""),
+    alert: str = Form(""),
     caller: Caller = Depends(require(Permission.RECORD_CONCERNS)),
     session: Session = SchoolSession,
 ) -> Response:
     form: dict[str, Any] = {
+        "alert": alert,
         "kind": kind,
         "person": _padded(person),
         "part": _padded(part),
@@ -273,6 +305,8 @@ def record_concern(
             action_taken=action_taken,
             dsl_told_in_person=bool(dsl_told_in_person),
         )
+        if alert.strip().isdigit():  # recorded from a filter alert: link and acknowledge it
+            alert_concerns.link_alert(session, int(alert), concern.id)
     except InvalidInput as exc:
         session.rollback()
         return _new_page(request, caller, session, form, error=str(exc), status_code=422)
@@ -339,9 +373,15 @@ def concerns_page(
         "acts": caller.can(Permission.ACT_ON_CONCERNS),
         "shown": shown,
         "can_record": caller.can(Permission.RECORD_CONCERNS),
+        "can_break_glass": caller.can(Permission.BREAK_GLASS),
         "zone": _zone(session, caller),
         "local": _local,
+        "flash": _flash(request),
+        "flash_kind": "good",
     }
+    context |= concern_view.desk_extras(
+        session, acts=caller.can(Permission.ACT_ON_CONCERNS), now=now
+    )
     return render(request, "safeguarding/concerns.html", context, caller=caller)
 
 
@@ -406,19 +446,31 @@ def _detail(
     error: str | None = None,
     form: dict[str, str] | None = None,
     status_code: int = 200,
+    opened: Opened | None = None,
+    grounds: str | None = None,
 ) -> HTMLResponse:
-    opened = reading.open_concern(session, concern_id)
+    """The concern page; ``opened`` when already opened (by breaking glass), with
+    ``grounds`` saying so."""
+    opened = opened or reading.open_concern(session, concern_id)
     concern = opened.concern
-    current = concerns.procedure_state(concern, now=utcnow())
+    now = utcnow()
+    current = concerns.procedure_state(concern, now=now)
     info = kind_info(concern.current_kind)
+    zone = _zone(session, caller)
+    can_act = opened.access.can_act and concern.is_open
     context = {
         "concern": concern,
         "info": info,
         "recorded_info": kind_info(concern.kind),
-        "grounds": _grounds(opened),
+        "grounds": grounds or _grounds(opened),
+        # Notes, corrections and attachments: its readers (one who broke glass only reads).
+        "can_write": opened.access.can_read,
         "title_of": lambda step_id: current.step(step_id).step.title,
-        "can_act": opened.access.can_act and concern.is_open,
+        "can_act": can_act,
         "people": _people(session, concern.linked),
+        "links": concern.linked,
+        "people_choices": _people_choices(session) if can_act else [],
+        "parts": PART_LABELS,
         "entries": sorted(concern.entries, key=lambda e: (e.made_at, e.id)),
         "entry_labels": ENTRY_LABELS,
         "procedure": current,
@@ -433,6 +485,16 @@ def _detail(
         "flash": _flash(request),
         "flash_kind": "good",
     }
+    context |= concern_view.page_extras(
+        session,
+        concern,
+        current,
+        labels=ENTRY_LABELS,
+        local=lambda moment: _local(moment, zone),
+        zone=zone,
+        can_act=can_act,
+        now=now,
+    )
     return render(
         request, "safeguarding/concern.html", context, caller=caller, status_code=status_code
     )
@@ -479,9 +541,14 @@ def record_step(
     rationale: str = Form(""),
     note: str = Form(""),
     reference: str = Form(""),
+    done_day: str = Form(""),
+    done_time: str = Form(""),
+    corrects: str = Form(""),
+    correction_reason: str = Form(""),
     caller: Caller = Depends(require(Permission.ACT_ON_CONCERNS)),
     session: Session = SchoolSession,
 ) -> Response:
+    """Record a step, or (``corrects``) a correction of its record beside the original."""
     form = {
         "step": step,
         "outcome": outcome,
@@ -489,26 +556,33 @@ def record_step(
         "rationale": rationale,
         "note": note,
         "reference": reference,
+        "done_day": done_day,
+        "done_time": done_time,
+        "corrects": corrects,
+        "correction_reason": correction_reason,
     }
     skipped = outcome == StepOutcome.NOT_APPLICABLE.value
-    return _act(
-        request,
-        caller,
-        session,
-        concern_id,
-        "step",
-        form,
-        lambda: concerns.record_step(
+
+    def record() -> object:
+        # Blank: done now. A step done earlier (a phone call this morning) gives its time.
+        done_at = _moment(done_day, done_time, "when the step was done", required=False)
+        return concerns.record_step(
             session,
             concern_id,
             step,
+            done_at=done_at,
             outcome=outcome,
             # "Does not apply" answers no decision: a choice left ticked is not kept.
             choice=None if skipped else (choice or None),
             rationale=rationale or None,
             note=note or None,
             reference=reference or None,
-        ),
+            corrects=bool(corrects),
+            correction_reason=correction_reason or None,
+        )
+
+    return _act(
+        request, caller, session, concern_id, "corrected" if corrects else "step", form, record
     )
 
 

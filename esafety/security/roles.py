@@ -155,6 +155,12 @@ class Permission(StrEnum):
     BREAK_GLASS = "break_glass"
     #: Choose the kinds of concern the online safety lead reads (issue 5 §3).
     MANAGE_SAFEGUARDING_SETTINGS = "manage_safeguarding_settings"
+    #: Export everything held about a person for a subject access request (UK GDPR Art.
+    #: 15; STANDARDS R13): the DSL or the headteacher, for the data protection officer.
+    EXPORT_SUBJECT_ACCESS = "export_subject_access"
+    #: See trends in concerns: counts by kind, month, year group, location (002 §1.2.2);
+    #: what each role sees (names, small numbers) is decided in safeguarding.trends.
+    VIEW_CONCERN_TRENDS = "view_concern_trends"
 
 
 PERMISSIONS: dict[Permission, frozenset[Role]] = {
@@ -232,6 +238,13 @@ PERMISSIONS: dict[Permission, frozenset[Role]] = {
     | {Role.ONLINE_SAFETY_LEAD, Role.CHAIR_OF_GOVERNORS},
     Permission.BREAK_GLASS: STAFF_ROLES,
     Permission.MANAGE_SAFEGUARDING_SETTINGS: frozenset({Role.DSL, Role.HEADTEACHER}),
+    # Those who read safeguarding records answer subject access requests with the DPO; a
+    # deputy does not, and `admin` reads no safeguarding record (issue 5 §3, §8).
+    Permission.EXPORT_SUBJECT_ACCESS: frozenset({Role.DSL, Role.HEADTEACHER}),
+    # 002 §1.2.1-1.2.2: the DSL monitors incidents for trends and reports them to the
+    # management team and the governing body; 004: the incident log is used to spot patterns.
+    Permission.VIEW_CONCERN_TRENDS: _SAFEGUARDING_LEADS
+    | {Role.ONLINE_SAFETY_LEAD, Role.GOVERNOR, Role.CHAIR_OF_GOVERNORS},
 }
 
 

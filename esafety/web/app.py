@@ -42,7 +42,16 @@ SLICE_ROUTERS = (
     "esafety.filtering.requests_api",
     "esafety.filtering.reports_web",
     "esafety.safeguarding.api",
+    # Before the concern pages: /safeguarding/concerns/break-glass is not a concern's number.
+    "esafety.safeguarding.break_glass_pages",
     "esafety.safeguarding.pages",
+    "esafety.safeguarding.live",
+    "esafety.safeguarding.changes_pages",
+    "esafety.safeguarding.actions_pages",
+    "esafety.safeguarding.chronology_pages",
+    "esafety.safeguarding.trends_pages",
+    "esafety.safeguarding.whisper_pages",
+    "esafety.safeguarding.transfer_pages",
 )
 
 

@@ -88,6 +88,10 @@ def serve(
 
         print_demo(ensure_demo(inst), console)
     app = create_app(inst, run_jobs=True)
+    # The retention schedule's daily run (issue 5 §8; esafety.safeguarding.retention).
+    from esafety.safeguarding.retention import ensure_retention_job
+
+    ensure_retention_job(inst)
     # The block page links back to esafety's own pages on this port; HTTPS is started
     # beside the HTTP server when a port is given (esafety.web.https).
     app.state.web_port = port
@@ -159,12 +163,22 @@ async def _serve(
             console.print(f"warning: DNS filter: {warning}", highlight=False, markup=False)
     https: HttpsListener | None = None
     parts: ServeParts | None = None
+    # Grave concerns by e-mail to their readers (esafety.safeguarding.tell_dsl).
+    from esafety.safeguarding.tell_dsl import TellDsl
+
+    telling = TellDsl(inst)
     try:
         https = await _start_https(inst, app, host)  # a ConfigError still closes the DNS filter
         parts = await _start_filter_parts(inst, app, service)
+        telling.start()
         _exit_cleanly_on_sigterm()
-        await uvicorn.Server(config).serve()
+        server = uvicorn.Server(config)
+        # Open live streams (the DSL's desk) end when it is asked to stop, so they never
+        # hold up the shutdown (esafety.safeguarding.live.stopping).
+        app.state.server = server
+        await server.serve()
     finally:
+        await asyncio.to_thread(telling.stop)
         if https is not None:
             await https.close()
         if service is not None:

@@ -228,6 +228,8 @@ _ACTIONS = {
     Permission.ACT_ON_CONCERNS: "act on safeguarding concerns (designated safeguarding leads)",
     Permission.BREAK_GLASS: "open a concern in an emergency (break glass)",
     Permission.MANAGE_SAFEGUARDING_SETTINGS: "change the school's safeguarding settings",
+    Permission.EXPORT_SUBJECT_ACCESS: "export everything held about a person (subject access)",
+    Permission.VIEW_CONCERN_TRENDS: "see trends in safeguarding concerns",
 }
 
 

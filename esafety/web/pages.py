@@ -48,6 +48,9 @@ NAVIGATION = (
     NavLink("/filtering", "Filtering", Permission.VIEW_FILTERING),
     NavLink("/safeguarding/concerns", "Concerns", Permission.VIEW_CONCERNS),
     NavLink("/safeguarding/concerns/new", "Record a concern", Permission.RECORD_CONCERNS),
+    NavLink("/safeguarding/pupils", "Chronologies", Permission.ACT_ON_CONCERNS),
+    NavLink("/safeguarding/transfers", "Transfers", Permission.ACT_ON_CONCERNS),
+    NavLink("/safeguarding/trends", "Trends", Permission.VIEW_CONCERN_TRENDS),
     NavLink("/account", "My account", Permission.SIGNED_IN),
 )
 

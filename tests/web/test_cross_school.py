@@ -21,6 +21,8 @@ from esafety.filtering.reports_model import ReportKind, ReportSource
 from esafety.installation import Installation
 from esafety.safeguarding.attachments import add_attachment
 from esafety.safeguarding.concerns import record_concern
+from esafety.safeguarding.transfer import start_transfer
+from esafety.safeguarding.whisper import send_worry
 from esafety.security.roles import Role
 from esafety.security.tokens import create_token
 from esafety.web.app import create_app
@@ -88,6 +90,13 @@ def _other_school(inst: Installation) -> tuple[int, dict[str, int]]:
         )
         attached = add_attachment(session, inst.attachments, concern.id, "a.pdf", b"%PDF-1.4\n")
         ids |= {"concern_id": concern.id, "attachment_id": attached.id}
+    # A pupil's private link (esafety.safeguarding.whisper): beta's, opened from alpha.
+    worry = send_worry(inst.db, beta.id, what="Beta's own worry.", secret=inst.settings.secret())
+    ids["token"] = worry.token  # type: ignore[assignment]
+    # A pupil's child-protection file transfer (esafety.safeguarding.transfer).
+    with inst.db.session(actor, school_id=beta.id) as session:
+        moving = start_transfer(session, pupil, destination_name="Beta's pupil's new school")
+        ids["transfer_id"] = moving.id
     _, token = create_token(inst, beta[Role.DSL].id, "beta's token", actor=actor)
     return beta.id, {**ids, "person_id": pupil, "token_id": token.id}
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 14:29:59.338817
+Create Date: 2026-11-23 17:03:40.206840
 """
 
 from collections.abc import Sequence
@@ -215,6 +215,38 @@ def upgrade() -> None:
         batch_op.create_index("ix_group_sourced", ["school_id", "sourced_id"], unique=False)
 
     op.create_table(
+        "outgoing_mail",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("school_id", sa.Integer(), nullable=True),
+        sa.Column("recipient", sa.String(length=254), nullable=False),
+        sa.Column("subject", sa.String(length=300), nullable=False),
+        sa.Column("text", sa.Text(), nullable=False),
+        sa.Column("html", sa.Text(), nullable=True),
+        sa.Column("key", sa.String(length=200), nullable=True),
+        sa.Column(
+            "status",
+            sa.Enum("queued", "sent", "failed", name="mailstatus", native_enum=False, length=20),
+            nullable=False,
+        ),
+        sa.Column("job_id", sa.Integer(), nullable=True),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("last_error", sa.Text(), nullable=True),
+        sa.Column("created_at", esafety.db.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("sent_at", esafety.db.UtcDateTime(timezone=True), nullable=True),
+        sa.Column("failed_at", esafety.db.UtcDateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["school_id"],
+            ["school.id"],
+            name=op.f("fk_outgoing_mail_school_id_school"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_outgoing_mail")),
+        sa.UniqueConstraint("key", name=op.f("uq_outgoing_mail_key")),
+    )
+    with op.batch_alter_table("outgoing_mail", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_outgoing_mail_school_id"), ["school_id"], unique=False)
+
+    op.create_table(
         "policy_assignment",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column(
@@ -277,9 +309,63 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_roster_import_school_id"), ["school_id"], unique=False)
 
     op.create_table(
+        "safeguarding_deletion",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("concern_id", sa.Integer(), nullable=False),
+        sa.Column("kind", sa.String(length=64), nullable=False),
+        sa.Column("recorded_on", sa.Date(), nullable=False),
+        sa.Column("closed_on", sa.Date(), nullable=True),
+        sa.Column("due_on", sa.Date(), nullable=False),
+        sa.Column("rule", sa.String(length=300), nullable=False),
+        sa.Column("removed", sa.JSON(), nullable=False),
+        sa.Column("deleted_at", esafety.db.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("deleted_by", sa.String(length=200), nullable=False),
+        sa.Column("files_pending", sa.JSON(), nullable=False),
+        sa.Column("school_id", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["school_id"],
+            ["school.id"],
+            name=op.f("fk_safeguarding_deletion_school_id_school"),
+            ondelete="RESTRICT",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_safeguarding_deletion")),
+    )
+    with op.batch_alter_table("safeguarding_deletion", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_safeguarding_deletion_concern_id"), ["concern_id"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_safeguarding_deletion_school_id"), ["school_id"], unique=False
+        )
+
+    op.create_table(
+        "safeguarding_retention",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("pupil_years", sa.Integer(), nullable=False),
+        sa.Column("retirement_age", sa.Integer(), nullable=False),
+        sa.Column("allegation_years", sa.Integer(), nullable=False),
+        sa.Column("updated_at", esafety.db.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("updated_by", sa.String(length=200), nullable=False),
+        sa.Column("school_id", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["school_id"],
+            ["school.id"],
+            name=op.f("fk_safeguarding_retention_school_id_school"),
+            ondelete="RESTRICT",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_safeguarding_retention")),
+        sa.UniqueConstraint("school_id", name=op.f("uq_safeguarding_retention_school_id")),
+    )
+    with op.batch_alter_table("safeguarding_retention", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_safeguarding_retention_school_id"), ["school_id"], unique=False
+        )
+
+    op.create_table(
         "safeguarding_settings",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("online_safety_kinds", sa.JSON(), nullable=True),
+        sa.Column("transfer_receipt_days", sa.Integer(), nullable=True),
         sa.Column("updated_at", esafety.db.UtcDateTime(timezone=True), nullable=False),
         sa.Column("updated_by", sa.String(length=200), nullable=False),
         sa.Column("school_id", sa.Integer(), nullable=False),
@@ -729,6 +815,85 @@ def upgrade() -> None:
     with op.batch_alter_table("concern", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_concern_raised_by_id"), ["raised_by_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_concern_school_id"), ["school_id"], unique=False)
+
+    op.create_table(
+        "cp_transfer",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("pupil_id", sa.Integer(), nullable=False),
+        sa.Column("pupil_name", sa.String(length=200), nullable=False),
+        sa.Column("destination_name", sa.String(length=200), nullable=False),
+        sa.Column("destination_urn", sa.String(length=12), nullable=True),
+        sa.Column("destination_dsl_name", sa.String(length=200), nullable=True),
+        sa.Column("destination_dsl_email", sa.String(length=254), nullable=True),
+        sa.Column("learned_on", sa.Date(), nullable=False),
+        sa.Column("left_on", sa.Date(), nullable=True),
+        sa.Column("due_on", sa.Date(), nullable=False),
+        sa.Column("due_basis", sa.String(length=300), nullable=False),
+        sa.Column("started_at", esafety.db.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("started_by", sa.String(length=200), nullable=False),
+        sa.Column("started_by_id", sa.Integer(), nullable=True),
+        sa.Column("school_id", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["pupil_id"], ["person.id"], name=op.f("fk_cp_transfer_pupil_id_person")
+        ),
+        sa.ForeignKeyConstraint(
+            ["school_id"],
+            ["school.id"],
+            name=op.f("fk_cp_transfer_school_id_school"),
+            ondelete="RESTRICT",
+        ),
+        sa.ForeignKeyConstraint(
+            ["started_by_id"], ["person.id"], name=op.f("fk_cp_transfer_started_by_id_person")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_cp_transfer")),
+    )
+    with op.batch_alter_table("cp_transfer", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_cp_transfer_pupil_id"), ["pupil_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_cp_transfer_school_id"), ["school_id"], unique=False)
+
+    op.create_table(
+        "cp_transfer_import",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("bundle_id", sa.String(length=64), nullable=False),
+        sa.Column("from_school_name", sa.String(length=200), nullable=False),
+        sa.Column("from_school_urn", sa.String(length=12), nullable=True),
+        sa.Column("sender_transfer_id", sa.Integer(), nullable=True),
+        sa.Column("made_at", esafety.db.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("made_by", sa.String(length=200), nullable=False),
+        sa.Column("pupil_id", sa.Integer(), nullable=False),
+        sa.Column("pupil_created", sa.Boolean(), nullable=False),
+        sa.Column("imported_at", esafety.db.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("imported_by", sa.String(length=200), nullable=False),
+        sa.Column("imported_by_id", sa.Integer(), nullable=True),
+        sa.Column("items", sa.JSON(), nullable=False),
+        sa.Column("attachment_count", sa.Integer(), nullable=False),
+        sa.Column("school_id", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["imported_by_id"],
+            ["person.id"],
+            name=op.f("fk_cp_transfer_import_imported_by_id_person"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["pupil_id"], ["person.id"], name=op.f("fk_cp_transfer_import_pupil_id_person")
+        ),
+        sa.ForeignKeyConstraint(
+            ["school_id"],
+            ["school.id"],
+            name=op.f("fk_cp_transfer_import_school_id_school"),
+            ondelete="RESTRICT",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_cp_transfer_import")),
+        sa.UniqueConstraint(
+            "school_id", "bundle_id", name=op.f("uq_cp_transfer_import_school_id_bundle_id")
+        ),
+    )
+    with op.batch_alter_table("cp_transfer_import", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_cp_transfer_import_pupil_id"), ["pupil_id"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_cp_transfer_import_school_id"), ["school_id"], unique=False
+        )
 
     op.create_table(
         "filter_alert",
@@ -1267,6 +1432,44 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_web_session_school_id"), ["school_id"], unique=False)
 
     op.create_table(
+        "concern_action",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("concern_id", sa.Integer(), nullable=False),
+        sa.Column("what", esafety.sealing.columns.SealedText(), nullable=False),
+        sa.Column("owner_id", sa.Integer(), nullable=False),
+        sa.Column("owner", sa.String(length=200), nullable=False),
+        sa.Column("due_on", sa.Date(), nullable=False),
+        sa.Column("set_by_id", sa.Integer(), nullable=True),
+        sa.Column("set_by", sa.String(length=200), nullable=False),
+        sa.Column("set_at", esafety.db.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("school_id", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["concern_id"], ["concern.id"], name=op.f("fk_concern_action_concern_id_concern")
+        ),
+        sa.ForeignKeyConstraint(
+            ["owner_id"], ["person.id"], name=op.f("fk_concern_action_owner_id_person")
+        ),
+        sa.ForeignKeyConstraint(
+            ["school_id"],
+            ["school.id"],
+            name=op.f("fk_concern_action_school_id_school"),
+            ondelete="RESTRICT",
+        ),
+        sa.ForeignKeyConstraint(
+            ["set_by_id"], ["person.id"], name=op.f("fk_concern_action_set_by_id_person")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_concern_action")),
+    )
+    with op.batch_alter_table("concern_action", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_concern_action_concern_id"), ["concern_id"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_concern_action_owner_id"), ["owner_id"], unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_concern_action_school_id"), ["school_id"], unique=False
+        )
+
+    op.create_table(
         "concern_attachment",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("concern_id", sa.Integer(), nullable=False),
@@ -1332,6 +1535,39 @@ def upgrade() -> None:
         )
         batch_op.create_index(
             batch_op.f("ix_concern_break_glass_school_id"), ["school_id"], unique=False
+        )
+
+    op.create_table(
+        "concern_filter_alert",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("alert_id", sa.Integer(), nullable=False),
+        sa.Column("concern_id", sa.Integer(), nullable=False),
+        sa.Column("recorded_by", sa.String(length=200), nullable=False),
+        sa.Column("recorded_at", esafety.db.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("school_id", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["alert_id"],
+            ["filter_alert.id"],
+            name=op.f("fk_concern_filter_alert_alert_id_filter_alert"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["concern_id"], ["concern.id"], name=op.f("fk_concern_filter_alert_concern_id_concern")
+        ),
+        sa.ForeignKeyConstraint(
+            ["school_id"],
+            ["school.id"],
+            name=op.f("fk_concern_filter_alert_school_id_school"),
+            ondelete="RESTRICT",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_concern_filter_alert")),
+        sa.UniqueConstraint("alert_id", name=op.f("uq_concern_filter_alert_alert_id")),
+    )
+    with op.batch_alter_table("concern_filter_alert", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_concern_filter_alert_concern_id"), ["concern_id"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_concern_filter_alert_school_id"), ["school_id"], unique=False
         )
 
     op.create_table(
@@ -1423,6 +1659,220 @@ def upgrade() -> None:
             batch_op.f("ix_concern_step_concern_id"), ["concern_id"], unique=False
         )
         batch_op.create_index(batch_op.f("ix_concern_step_school_id"), ["school_id"], unique=False)
+
+    op.create_table(
+        "cp_imported_concern",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("import_id", sa.Integer(), nullable=False),
+        sa.Column("concern_id", sa.Integer(), nullable=False),
+        sa.Column("original_id", sa.Integer(), nullable=False),
+        sa.Column("original_school", sa.String(length=200), nullable=False),
+        sa.Column("school_id", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["concern_id"], ["concern.id"], name=op.f("fk_cp_imported_concern_concern_id_concern")
+        ),
+        sa.ForeignKeyConstraint(
+            ["import_id"],
+            ["cp_transfer_import.id"],
+            name=op.f("fk_cp_imported_concern_import_id_cp_transfer_import"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["school_id"],
+            ["school.id"],
+            name=op.f("fk_cp_imported_concern_school_id_school"),
+            ondelete="RESTRICT",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_cp_imported_concern")),
+        sa.UniqueConstraint("concern_id", name=op.f("uq_cp_imported_concern_concern_id")),
+    )
+    with op.batch_alter_table("cp_imported_concern", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_cp_imported_concern_import_id"), ["import_id"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_cp_imported_concern_school_id"), ["school_id"], unique=False
+        )
+
+    op.create_table(
+        "cp_transfer_entry",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("transfer_id", sa.Integer(), nullable=False),
+        sa.Column(
+            "kind",
+            sa.Enum(
+                "exported",
+                "sent",
+                "received",
+                "corrected",
+                "withdrawn",
+                name="transferentrykind",
+                native_enum=False,
+                length=40,
+            ),
+            nullable=False,
+        ),
+        sa.Column(
+            "method",
+            sa.Enum(
+                "secure_email",
+                "transfer_portal",
+                "by_hand",
+                "recorded_delivery",
+                "esafety_file",
+                name="transfermethod",
+                native_enum=False,
+                length=40,
+            ),
+            nullable=True,
+        ),
+        sa.Column("at", esafety.db.UtcDateTime(timezone=True), nullable=True),
+        sa.Column("by_name", sa.String(length=200), nullable=True),
+        sa.Column("items", sa.JSON(), nullable=True),
+        sa.Column("bundle_id", sa.String(length=64), nullable=True),
+        sa.Column("file_id", sa.String(length=64), nullable=True),
+        sa.Column("note", esafety.sealing.columns.SealedText(), nullable=True),
+        sa.Column("reason", esafety.sealing.columns.SealedText(), nullable=True),
+        sa.Column("details", sa.JSON(), nullable=True),
+        sa.Column("corrects_entry_id", sa.Integer(), nullable=True),
+        sa.Column("recorded_by", sa.String(length=200), nullable=False),
+        sa.Column("recorded_by_id", sa.Integer(), nullable=True),
+        sa.Column("recorded_at", esafety.db.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("school_id", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["corrects_entry_id"],
+            ["cp_transfer_entry.id"],
+            name=op.f("fk_cp_transfer_entry_corrects_entry_id_cp_transfer_entry"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["recorded_by_id"],
+            ["person.id"],
+            name=op.f("fk_cp_transfer_entry_recorded_by_id_person"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["school_id"],
+            ["school.id"],
+            name=op.f("fk_cp_transfer_entry_school_id_school"),
+            ondelete="RESTRICT",
+        ),
+        sa.ForeignKeyConstraint(
+            ["transfer_id"],
+            ["cp_transfer.id"],
+            name=op.f("fk_cp_transfer_entry_transfer_id_cp_transfer"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_cp_transfer_entry")),
+    )
+    with op.batch_alter_table("cp_transfer_entry", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_cp_transfer_entry_bundle_id"), ["bundle_id"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_cp_transfer_entry_school_id"), ["school_id"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_cp_transfer_entry_transfer_id"), ["transfer_id"], unique=False
+        )
+
+    op.create_table(
+        "safeguarding_legal_hold",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("concern_id", sa.Integer(), nullable=True),
+        sa.Column("reason", esafety.sealing.columns.SealedText(), nullable=False),
+        sa.Column("placed_at", esafety.db.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("placed_by", sa.String(length=200), nullable=False),
+        sa.Column("lifted_at", esafety.db.UtcDateTime(timezone=True), nullable=True),
+        sa.Column("lifted_by", sa.String(length=200), nullable=True),
+        sa.Column("lift_reason", esafety.sealing.columns.SealedText(), nullable=True),
+        sa.Column("school_id", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["concern_id"],
+            ["concern.id"],
+            name=op.f("fk_safeguarding_legal_hold_concern_id_concern"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["school_id"],
+            ["school.id"],
+            name=op.f("fk_safeguarding_legal_hold_school_id_school"),
+            ondelete="RESTRICT",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_safeguarding_legal_hold")),
+    )
+    with op.batch_alter_table("safeguarding_legal_hold", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_safeguarding_legal_hold_concern_id"), ["concern_id"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_safeguarding_legal_hold_school_id"), ["school_id"], unique=False
+        )
+
+    op.create_table(
+        "worry_report",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("concern_id", sa.Integer(), nullable=False),
+        sa.Column("token_hash", sa.String(length=64), nullable=False),
+        sa.Column("code_hash", sa.String(length=64), nullable=False),
+        sa.Column("named", sa.Boolean(), nullable=False),
+        sa.Column("happening_now", sa.Boolean(), nullable=False),
+        sa.Column("reporter", sa.String(length=200), nullable=False),
+        sa.Column("created_at", esafety.db.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", esafety.db.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("last_opened_at", esafety.db.UtcDateTime(timezone=True), nullable=True),
+        sa.Column("school_id", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["concern_id"], ["concern.id"], name=op.f("fk_worry_report_concern_id_concern")
+        ),
+        sa.ForeignKeyConstraint(
+            ["school_id"],
+            ["school.id"],
+            name=op.f("fk_worry_report_school_id_school"),
+            ondelete="RESTRICT",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_worry_report")),
+        sa.UniqueConstraint("code_hash", name=op.f("uq_worry_report_code_hash")),
+        sa.UniqueConstraint("concern_id", name=op.f("uq_worry_report_concern_id")),
+        sa.UniqueConstraint("token_hash", name=op.f("uq_worry_report_token_hash")),
+    )
+    with op.batch_alter_table("worry_report", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_worry_report_school_id"), ["school_id"], unique=False)
+
+    op.create_table(
+        "concern_action_end",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("action_id", sa.Integer(), nullable=False),
+        sa.Column(
+            "outcome",
+            sa.Enum("done", "cancelled", name="actionend", native_enum=False, length=20),
+            nullable=False,
+        ),
+        sa.Column("at", esafety.db.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("by_id", sa.Integer(), nullable=True),
+        sa.Column("by", sa.String(length=200), nullable=False),
+        sa.Column("note", esafety.sealing.columns.SealedText(), nullable=True),
+        sa.Column("recorded_at", esafety.db.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("school_id", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["action_id"],
+            ["concern_action.id"],
+            name=op.f("fk_concern_action_end_action_id_concern_action"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["by_id"], ["person.id"], name=op.f("fk_concern_action_end_by_id_person")
+        ),
+        sa.ForeignKeyConstraint(
+            ["school_id"],
+            ["school.id"],
+            name=op.f("fk_concern_action_end_school_id_school"),
+            ondelete="RESTRICT",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_concern_action_end")),
+        sa.UniqueConstraint("action_id", name=op.f("uq_concern_action_end_action_id")),
+    )
+    with op.batch_alter_table("concern_action_end", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_concern_action_end_action_id"), ["action_id"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_concern_action_end_school_id"), ["school_id"], unique=False
+        )
 
     op.create_table(
         "concern_entry",
@@ -1530,16 +1980,81 @@ def upgrade() -> None:
         )
         batch_op.create_index(batch_op.f("ix_concern_entry_school_id"), ["school_id"], unique=False)
 
+    op.create_table(
+        "worry_message",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("report_id", sa.Integer(), nullable=False),
+        sa.Column("from_pupil", sa.Boolean(), nullable=False),
+        sa.Column("text", esafety.sealing.columns.SealedText(), nullable=False),
+        sa.Column("signed_as", sa.String(length=200), nullable=True),
+        sa.Column("written_by", sa.String(length=200), nullable=False),
+        sa.Column("written_by_id", sa.Integer(), nullable=True),
+        sa.Column("written_at", esafety.db.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("concern_entry_id", sa.Integer(), nullable=True),
+        sa.Column("school_id", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["concern_entry_id"],
+            ["concern_entry.id"],
+            name=op.f("fk_worry_message_concern_entry_id_concern_entry"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["report_id"], ["worry_report.id"], name=op.f("fk_worry_message_report_id_worry_report")
+        ),
+        sa.ForeignKeyConstraint(
+            ["school_id"],
+            ["school.id"],
+            name=op.f("fk_worry_message_school_id_school"),
+            ondelete="RESTRICT",
+        ),
+        sa.ForeignKeyConstraint(
+            ["written_by_id"], ["person.id"], name=op.f("fk_worry_message_written_by_id_person")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_worry_message")),
+    )
+    with op.batch_alter_table("worry_message", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_worry_message_report_id"), ["report_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_worry_message_school_id"), ["school_id"], unique=False)
+
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table("worry_message", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_worry_message_school_id"))
+        batch_op.drop_index(batch_op.f("ix_worry_message_report_id"))
+
+    op.drop_table("worry_message")
     with op.batch_alter_table("concern_entry", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_concern_entry_school_id"))
         batch_op.drop_index(batch_op.f("ix_concern_entry_concern_id"))
 
     op.drop_table("concern_entry")
+    with op.batch_alter_table("concern_action_end", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_concern_action_end_school_id"))
+        batch_op.drop_index(batch_op.f("ix_concern_action_end_action_id"))
+
+    op.drop_table("concern_action_end")
+    with op.batch_alter_table("worry_report", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_worry_report_school_id"))
+
+    op.drop_table("worry_report")
+    with op.batch_alter_table("safeguarding_legal_hold", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_safeguarding_legal_hold_school_id"))
+        batch_op.drop_index(batch_op.f("ix_safeguarding_legal_hold_concern_id"))
+
+    op.drop_table("safeguarding_legal_hold")
+    with op.batch_alter_table("cp_transfer_entry", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_cp_transfer_entry_transfer_id"))
+        batch_op.drop_index(batch_op.f("ix_cp_transfer_entry_school_id"))
+        batch_op.drop_index(batch_op.f("ix_cp_transfer_entry_bundle_id"))
+
+    op.drop_table("cp_transfer_entry")
+    with op.batch_alter_table("cp_imported_concern", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_cp_imported_concern_school_id"))
+        batch_op.drop_index(batch_op.f("ix_cp_imported_concern_import_id"))
+
+    op.drop_table("cp_imported_concern")
     with op.batch_alter_table("concern_step", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_concern_step_school_id"))
         batch_op.drop_index(batch_op.f("ix_concern_step_concern_id"))
@@ -1551,6 +2066,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_concern_person_concern_id"))
 
     op.drop_table("concern_person")
+    with op.batch_alter_table("concern_filter_alert", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_concern_filter_alert_school_id"))
+        batch_op.drop_index(batch_op.f("ix_concern_filter_alert_concern_id"))
+
+    op.drop_table("concern_filter_alert")
     with op.batch_alter_table("concern_break_glass", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_concern_break_glass_school_id"))
         batch_op.drop_index(batch_op.f("ix_concern_break_glass_concern_id"))
@@ -1561,6 +2081,12 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_concern_attachment_concern_id"))
 
     op.drop_table("concern_attachment")
+    with op.batch_alter_table("concern_action", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_concern_action_school_id"))
+        batch_op.drop_index(batch_op.f("ix_concern_action_owner_id"))
+        batch_op.drop_index(batch_op.f("ix_concern_action_concern_id"))
+
+    op.drop_table("concern_action")
     with op.batch_alter_table("web_session", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_web_session_school_id"))
         batch_op.drop_index(batch_op.f("ix_web_session_person_id"))
@@ -1624,6 +2150,16 @@ def downgrade() -> None:
         batch_op.drop_index("ix_filter_alert_open")
 
     op.drop_table("filter_alert")
+    with op.batch_alter_table("cp_transfer_import", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_cp_transfer_import_school_id"))
+        batch_op.drop_index(batch_op.f("ix_cp_transfer_import_pupil_id"))
+
+    op.drop_table("cp_transfer_import")
+    with op.batch_alter_table("cp_transfer", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_cp_transfer_school_id"))
+        batch_op.drop_index(batch_op.f("ix_cp_transfer_pupil_id"))
+
+    op.drop_table("cp_transfer")
     with op.batch_alter_table("concern", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_concern_school_id"))
         batch_op.drop_index(batch_op.f("ix_concern_raised_by_id"))
@@ -1678,6 +2214,15 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_safeguarding_settings_school_id"))
 
     op.drop_table("safeguarding_settings")
+    with op.batch_alter_table("safeguarding_retention", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_safeguarding_retention_school_id"))
+
+    op.drop_table("safeguarding_retention")
+    with op.batch_alter_table("safeguarding_deletion", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_safeguarding_deletion_school_id"))
+        batch_op.drop_index(batch_op.f("ix_safeguarding_deletion_concern_id"))
+
+    op.drop_table("safeguarding_deletion")
     with op.batch_alter_table("roster_import", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_roster_import_school_id"))
 
@@ -1686,6 +2231,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_policy_assignment_school_id"))
 
     op.drop_table("policy_assignment")
+    with op.batch_alter_table("outgoing_mail", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_outgoing_mail_school_id"))
+
+    op.drop_table("outgoing_mail")
     with op.batch_alter_table("group", schema=None) as batch_op:
         batch_op.drop_index("ix_group_sourced")
         batch_op.drop_index(batch_op.f("ix_group_school_id"))
