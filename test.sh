@@ -31,4 +31,6 @@ echo "== ruff"
 echo "== mypy"
 .venv/bin/mypy esafety tests bench scripts
 echo "== pytest"
-.venv/bin/pytest "$@"
+# One worker per core (pytest-xdist): each starts its own PostgreSQL server and browser.
+# ESAFETY_TEST_WORKERS=0 runs in this process (e.g. to use a debugger).
+.venv/bin/pytest -n "${ESAFETY_TEST_WORKERS:-auto}" "$@"
