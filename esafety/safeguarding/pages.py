@@ -23,7 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from esafety.db import utcnow
-from esafety.directory.model import Person, PersonKind, School
+from esafety.directory.model import Person, PersonKind
 from esafety.errors import InvalidInput
 from esafety.safeguarding import alert_concerns, concern_view, concerns, reading
 from esafety.safeguarding.access import Grounds
@@ -33,6 +33,7 @@ from esafety.safeguarding.concerns import About
 from esafety.safeguarding.model import Concern, ConcernPerson, EntryKind, Location, Part
 from esafety.safeguarding.procedures import ProcedureState, StepOutcome, StepStatus
 from esafety.safeguarding.reading import Opened
+from esafety.safeguarding.school_time import caller_zone, local_time
 from esafety.security.roles import Permission
 from esafety.web.deps import Caller, SchoolSession, require
 from esafety.web.pages import render
@@ -92,15 +93,6 @@ ENTRY_LABELS = {
     EntryKind.PERSON_ADDED: "Person linked",
     EntryKind.PERSON_REMOVED: "Person unlinked",
 }
-
-
-def _zone(session: Session, caller: Caller) -> ZoneInfo:
-    school = session.get(School, caller.school_id)
-    return ZoneInfo(school.timezone if school is not None else "Europe/London")
-
-
-def _local(moment: datetime | None, zone: ZoneInfo) -> str:
-    return moment.astimezone(zone).strftime("%a %d %b %Y, %H:%M") if moment else ""
 
 
 def _flash(request: Request) -> str | None:
@@ -185,7 +177,7 @@ def new_concern_page(
     session: Session = SchoolSession,
 ) -> HTMLResponse:
     """The form; ``?alert=ID`` fills it in from a filter alert (the DSL's alert list)."""
-    zone = _zone(session, caller)
+    zone = caller_zone(session, caller)
     form = _blank_form(zone)
     if alert is not None:
         form |= _from_alert(alert_concerns.draft_from_alert(session, alert, zone))
@@ -374,8 +366,8 @@ def concerns_page(
         "shown": shown,
         "can_record": caller.can(Permission.RECORD_CONCERNS),
         "can_break_glass": caller.can(Permission.BREAK_GLASS),
-        "zone": _zone(session, caller),
-        "local": _local,
+        "zone": caller_zone(session, caller),
+        "local": local_time,
         "flash": _flash(request),
         "flash_kind": "good",
     }
@@ -456,7 +448,7 @@ def _detail(
     now = utcnow()
     current = concerns.procedure_state(concern, now=now)
     info = kind_info(concern.current_kind)
-    zone = _zone(session, caller)
+    zone = caller_zone(session, caller)
     can_act = opened.access.can_act and concern.is_open
     context = {
         "concern": concern,
@@ -478,8 +470,8 @@ def _detail(
         "statuses": StepStatus,
         "choice_label": lambda step_id, choice: _choice_label(current, step_id, choice),
         "locations": LOCATION_LABELS,
-        "zone": _zone(session, caller),
-        "local": _local,
+        "zone": caller_zone(session, caller),
+        "local": local_time,
         "error": error,
         "form": form or {},
         "flash": _flash(request),
@@ -490,7 +482,7 @@ def _detail(
         concern,
         current,
         labels=ENTRY_LABELS,
-        local=lambda moment: _local(moment, zone),
+        local=lambda moment: local_time(moment, zone),
         zone=zone,
         can_act=can_act,
         now=now,

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
-from functools import lru_cache
 
-import holidays as bank_holidays
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -20,6 +18,7 @@ from esafety.db import utcnow
 from esafety.directory.service import require
 from esafety.directory.terms import school_calendar
 from esafety.errors import InvalidInput
+from esafety.safeguarding.deadlines import is_working_day
 from esafety.safeguarding.model import SafeguardingSettings
 from esafety.safeguarding.reading import actor_name
 from esafety.security.roles import Permission
@@ -45,17 +44,12 @@ class Counted:
     basis: str
 
 
-@lru_cache(maxsize=16)
-def _bank_holidays(year: int) -> frozenset[date]:
-    return frozenset(bank_holidays.country_holidays("GB", subdiv="ENG", years=year))
-
-
 def weekdays_after(start: date, n: int) -> date:
     """The ``n``-th weekday after ``start`` that is not a bank holiday in England."""
     day, remaining = start, n
     while remaining > 0:
         day += timedelta(days=1)
-        if day.weekday() < 5 and day not in _bank_holidays(day.year):
+        if is_working_day(day):
             remaining -= 1
     return day
 

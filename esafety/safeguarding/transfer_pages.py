@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import date, datetime, time
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -22,9 +21,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from esafety.db import utcnow
-from esafety.directory.model import Person, PersonKind, School
+from esafety.directory.model import Person, PersonKind
 from esafety.errors import InvalidInput
 from esafety.safeguarding import transfer
+from esafety.safeguarding.school_time import caller_zone, local_time
 from esafety.safeguarding.transfer_days import receipt_days
 from esafety.safeguarding.transfer_export import export_file, exported_file, transfer_files
 from esafety.safeguarding.transfer_import import MAX_FILE_BYTES, import_file, imports
@@ -64,15 +64,6 @@ FIELD_LABELS = {
     "due_on": "due by",
     "due_basis": "counted as",
 }
-
-
-def _zone(session: Session, caller: Caller) -> ZoneInfo:
-    school = session.get(School, caller.school_id)
-    return ZoneInfo(school.timezone if school is not None else "Europe/London")
-
-
-def _local(moment: datetime | None, zone: ZoneInfo) -> str:
-    return moment.astimezone(zone).strftime("%a %d %b %Y, %H:%M") if moment else ""
 
 
 def _day(text: str, what: str, *, required: bool = False) -> date | None:
@@ -147,8 +138,8 @@ def _list(
         "pupils": _pupils(session) if handles else [],
         "form": form or {},
         "error": error,
-        "zone": _zone(session, caller),
-        "local": _local,
+        "zone": caller_zone(session, caller),
+        "local": local_time,
         "receipt_days": receipt_days(session),
     }
     return _page(request, caller, "safeguarding/transfers.html", context, status_code=status_code)
@@ -288,7 +279,7 @@ def _detail(
 ) -> HTMLResponse:
     row = transfer.find_transfer(session, transfer_id)
     state = transfer.transfer_state(session, row, utcnow())
-    zone = _zone(session, caller)
+    zone = caller_zone(session, caller)
     context = {
         "row": row,
         "state": state,
@@ -305,7 +296,7 @@ def _detail(
         "flash": DONE.get(request.query_params.get("done", "")),
         "flash_kind": "good",
         "zone": zone,
-        "local": _local,
+        "local": local_time,
         "today": utcnow().astimezone(zone).date().isoformat(),
     }
     return _page(
