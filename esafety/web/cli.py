@@ -118,6 +118,9 @@ async def _serve(
     from esafety.errors import ConfigError
     from esafety.filtering.dns_service import DnsService
 
+    # Before anything starts: a stop during start-up (the DNS workers already answer while
+    # the web app is still starting) must still close what has started and flush the output.
+    _exit_cleanly_on_sigterm()
     service: DnsService | None = None
     settings = inst.settings.dns
     if dns and settings.enabled:
@@ -171,7 +174,6 @@ async def _serve(
         https = await _start_https(inst, app, host)  # a ConfigError still closes the DNS filter
         parts = await _start_filter_parts(inst, app, service)
         telling.start()
-        _exit_cleanly_on_sigterm()
         server = uvicorn.Server(config)
         # Open live streams (the DSL's desk) end when it is asked to stop, so they never
         # hold up the shutdown (esafety.safeguarding.live.stopping).
