@@ -50,7 +50,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from esafety.filtering.decision import Decision
-from esafety.filtering.priority import yield_to_serving
+from esafety.filtering.priority import catch_up, run_in_idle_time, yield_to_serving
 
 try:
     from esafety.filtering.dns import _ready
@@ -76,6 +76,10 @@ log = logging.getLogger(__name__)
 REPLACES_KEY = b"esafety.replaces"
 #: Entries waiting to be written before new ones are counted as dropped (about 20 MB).
 DEFAULT_CAPACITY = 100_000
+#: The fast path's records (24 octets each) wait in their own buffer: ten seconds at its
+#: best rate, so a flush waiting for idle time behind a busy loop loses none (24 MB at most,
+#: touched only as far as it fills).
+DEFAULT_READY_CAPACITY = 1_000_000
 #: Seconds between flushes: a crash loses at most this much (issue 4 §8: "the last second").
 DEFAULT_INTERVAL = 1.0
 DEFAULT_LIMIT = 100
@@ -322,10 +326,11 @@ class DecisionLog:
         data_dir: Path,
         *,
         capacity: int = DEFAULT_CAPACITY,
+        ready_capacity: int = DEFAULT_READY_CAPACITY,
         interval: float = DEFAULT_INTERVAL,
         on_flush: FlushListener | None = None,
     ) -> None:
-        if capacity < 1 or interval <= 0:
+        if capacity < 1 or ready_capacity < 1 or interval <= 0:
             raise ValueError("capacity must be at least 1 and interval above 0")
         #: Given every flushed batch (DSL alerts); see :meth:`add_listener`.
         self.listeners: list[FlushListener] = [on_flush] if on_flush is not None else []
@@ -339,8 +344,8 @@ class DecisionLog:
         # (maxlen would drop the oldest silently).
         self._queue: deque[LogEntry] = deque()
         #: The DNS filter's C fast path logs its answers here (see :class:`ReadyRecords`),
-        #: with the same bound as the queue.
-        self.ready_buffer = _ready.LogBuffer(capacity) if _ready is not None else None
+        #: bounded by ``ready_capacity``.
+        self.ready_buffer = _ready.LogBuffer(ready_capacity) if _ready is not None else None
         self._dropped = 0
         #: Entries written to files, and files written.
         self.written = 0
@@ -350,6 +355,8 @@ class DecisionLog:
         self._flushing = threading.Lock()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        self._watcher: threading.Thread | None = None
+        self._flushed_at = clock.monotonic()
 
     # -- the hot path -------------------------------------------------------------------
 
@@ -468,8 +475,16 @@ class DecisionLog:
         if self._thread is not None:
             return
         self._stopping.clear()
+        self._flushed_at = clock.monotonic()
         self._thread = threading.Thread(target=self._run, name="esafety-decision-log", daemon=True)
         self._thread.start()
+        self._watcher = threading.Thread(
+            target=self._watch,
+            args=(self._thread.native_id,),
+            name="esafety-log-watch",
+            daemon=True,
+        )
+        self._watcher.start()
 
     def _run(self) -> None:
         yield_to_serving()  # the serving loop first (esafety.filtering.priority)
@@ -481,13 +496,32 @@ class DecisionLog:
                 self.flush()
             except Exception:  # the thread must outlive any one bad batch
                 log.exception("decision log flush failed")
+            self._flushed_at = clock.monotonic()
+
+    def _watch(self, flusher: int | None) -> None:
+        """Give the flush only idle time while it keeps up, and its turn at niceness 10 once
+        it has not finished one for two intervals: a loop too busy to leave idle time would
+        otherwise starve it until the buffers overflow (esafety.filtering.priority). Done
+        from this thread, which the kernel wakes at once: the flush itself may be starved."""
+        if flusher is None:
+            return
+        idle = False
+        while not self._stopping.wait(self.interval):
+            late = clock.monotonic() - self._flushed_at > 2 * self.interval
+            if idle and late:
+                idle = not catch_up(flusher)
+            elif not idle and not late:
+                idle = run_in_idle_time(flusher)
 
     def stop(self, *, flush: bool = True) -> None:
         """End the flushing thread; ``flush=False`` leaves the queue unwritten (a crash)."""
         thread, self._thread = self._thread, None
+        watcher, self._watcher = self._watcher, None
         if thread is not None:
             self._stopping.set()
             thread.join()
+        if watcher is not None:
+            watcher.join()
         if flush:
             self.flush()
 

@@ -236,7 +236,7 @@ def test_ipv6_clients_are_answered_and_logged(filters) -> None:
 
 
 def test_a_full_log_buffer_counts_what_it_drops(filters) -> None:
-    fast, _slow = filters(capacity=5)
+    fast, _slow = filters(capacity=5, ready_capacity=5)
     for qid in range(30):
         fast.ask(_query("allowed.example", 1, qid))
     assert fast.counters.fast_answers >= 25
