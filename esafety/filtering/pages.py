@@ -28,9 +28,10 @@ from esafety.filtering import custom_policies, requests
 from esafety.filtering.categories import Category, info
 from esafety.filtering.changes import ChangeKind, change_log, changes_csv
 from esafety.filtering.custom_policies import describe_time_rule
+from esafety.filtering.engine_cache import engines_for
 from esafety.filtering.requests_model import UnblockRequest, UnblockState
 from esafety.security.roles import Permission
-from esafety.web.deps import Caller, SchoolSession, require
+from esafety.web.deps import Caller, SchoolSession, installation, require
 from esafety.web.pages import render
 
 __all__ = ["router"]
@@ -184,10 +185,12 @@ def ask(
         "end_day": end_day or day,
         "end": end,
     }
+    # Before this route's session reads anything (esafety.filtering.reports_web.report).
+    engine = engines_for(installation(request)).engine(caller.school_id)
     try:
         starts = _parse_moment(day, start, "the start")
         ends = _parse_moment(end_day or day, end, "the end")
-        row = requests.request_unblock(session, site, reason, groups, starts, ends)
+        row = requests.request_unblock(session, site, reason, groups, starts, ends, engine=engine)
     except InvalidInput as exc:
         session.rollback()
         return _new_form(request, caller, session, form, error=str(exc), status_code=422)

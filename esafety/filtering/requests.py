@@ -34,7 +34,9 @@ from esafety.directory.model import Group, GroupKind, GroupMembership, Person, P
 from esafety.directory.service import actor_of, require
 from esafety.directory.years import KeyStage, YearGroup, key_stage_of
 from esafety.errors import InvalidInput, NotFound, PermissionDenied
+from esafety.filtering.blockwords import is_illegal
 from esafety.filtering.changes import rules_changed
+from esafety.filtering.decision import UNKNOWN_DEVICE, FilterEngine, decide
 from esafety.filtering.hostnames import normalise_host
 from esafety.filtering.policy import ApprovedException
 from esafety.filtering.requests_model import SchoolFilterSettings, UnblockRequest, UnblockState
@@ -333,10 +335,13 @@ def request_unblock(
     ends: datetime,
     *,
     now: datetime | None = None,
+    engine: FilterEngine | None = None,
 ) -> UnblockRequest:
     """A member of staff asks for ``site`` for ``groups`` from ``starts`` to ``ends``.
 
     Nothing is stored unless everything is right; each mistake is named with its fix.
+    With the school's ``engine``, a site an illegal-content list names is refused: no
+    approval could lift it, so the request would only mislead.
     """
     require(session, Permission.REQUEST_UNBLOCK, "ask for a site to be unblocked")
     _school_id(session)
@@ -345,6 +350,12 @@ def request_unblock(
         raise InvalidInput("an unblock request is made by a member of staff: sign in to ask")
     at = now or utcnow()
     target = site_target(site)
+    if engine is not None and is_illegal(engine, decide(engine, UNKNOWN_DEVICE, site)):
+        # The list is not named (the block page does not name it either).
+        raise InvalidInput(
+            f"{target} is on an illegal-content list, which nothing can unblock: it cannot "
+            "be requested. If you think it is listed by mistake, tell the DSL."
+        )
     why = _sentences(
         reason,
         "educational reason",

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from esafety.filtering import requests
+from esafety.filtering.engine_cache import engines_for
 from esafety.filtering.requests_model import UnblockRequest
 from esafety.security.roles import Permission
-from esafety.web.deps import Caller, SchoolSession, require
+from esafety.web.deps import Caller, SchoolSession, installation, require
 
 __all__ = ["router"]
 
@@ -96,12 +97,15 @@ def _out(row: UnblockRequest) -> UnblockRequestOut:
 
 @router.post("", status_code=201)
 def ask(
+    request: Request,
     body: NewUnblockRequest,
     caller: Caller = Depends(require(Permission.REQUEST_UNBLOCK)),
     session: Session = SchoolSession,
 ) -> UnblockRequestOut:
+    # Before this route's session reads anything (esafety.filtering.reports_web.report).
+    engine = engines_for(installation(request)).engine(caller.school_id)
     row = requests.request_unblock(
-        session, body.site, body.reason, body.groups, body.starts_at, body.ends_at
+        session, body.site, body.reason, body.groups, body.starts_at, body.ends_at, engine=engine
     )
     return _out(row)
 

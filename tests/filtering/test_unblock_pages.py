@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -14,7 +15,9 @@ from esafety.audit import Actor
 from esafety.directory import groups
 from esafety.directory import service as directory
 from esafety.directory.model import Group, GroupKind, PersonKind
+from esafety.filtering import service as filtering
 from esafety.filtering.requests_model import UnblockRequest, UnblockState
+from esafety.filtering.store import ListStore
 from esafety.installation import Installation
 from esafety.security.roles import Role
 from esafety.security.tokens import create_token
@@ -187,6 +190,36 @@ def test_the_api_asks_lists_and_decides(
         headers={"authorization": f"Bearer {head}"},
     )
     assert refused.status_code == 200 and refused.json()["state"] == "refused"
+
+
+def test_a_site_on_an_illegal_content_list_is_refused_on_the_page_and_in_the_api(
+    client: TestClient, inst: Installation, school: accounts.TestSchool, tmp_path: Path
+) -> None:
+    listed = tmp_path / "iwf.txt"
+    listed.write_text("abuse.example\n")
+    with inst.db.session(Actor.system("test")) as session:
+        filtering.import_list(session, ListStore(inst.data_dir), listed, "domains",
+                              "pornography", name="IWF test list", illegal=True)  # fmt: skip
+    headers = as_role(client, inst, school, Role.TEACHER)
+    day, _ = _tomorrow()
+    form = {"site": "www.abuse.example", "reason": REASON, "groups": ["Oak"], "day": day,
+            "start": "13:00", "end_day": day, "end": "14:00"}  # fmt: skip
+    page = client.post("/filtering/requests", data=form, headers=headers)
+    assert page.status_code == 422
+    assert "on an illegal-content list, which nothing can unblock" in page.text
+    assert "IWF test list" not in page.text
+    teacher, _ = create_token(inst, school[Role.TEACHER].id, "t", actor=Actor.system("t"))
+    starts = (datetime.now(UTC) + timedelta(days=1)).replace(microsecond=0)
+    body = {"site": "https://abuse.example/x", "reason": REASON, "groups": ["Oak"],
+            "starts_at": starts.isoformat(),
+            "ends_at": (starts + timedelta(hours=1)).isoformat()}  # fmt: skip
+    api = client.post(
+        "/api/v1/filtering/unblock-requests",
+        json=body,
+        headers={"authorization": f"Bearer {teacher}"},
+    )
+    assert api.status_code == 422 and "illegal-content list" in api.json()["detail"]
+    assert _rows(inst) == []
 
 
 def test_the_head_chooses_who_approves(

@@ -14,6 +14,7 @@ from esafety.audit import Actor
 from esafety.errors import InvalidInput, NotFound, PermissionDenied
 from esafety.events import subscribe
 from esafety.filtering import requests
+from esafety.filtering import service as filtering
 from esafety.filtering.changes import FilterRulesChanged
 from esafety.filtering.decision import EngineHolder
 from esafety.filtering.dns_service import DnsBridge, WhoIsWhere
@@ -114,6 +115,35 @@ def test_a_request_names_the_site_groups_and_times_and_asks_the_approver(
         asked = session.scalars(select(Notice)).all()
     assert {n.person_id for n in asked} == {school["head"].person_id}
     assert "please decide" in asked[0].text and asked[0].link == f"/filtering/requests/{request_id}"
+
+
+def test_a_site_on_an_illegal_content_list_cannot_be_requested(
+    school: ExceptionSchool, tmp_path: Path
+) -> None:
+    """No approval could lift it (illegal lists come before exceptions), so it is refused
+    at once, without naming the list, and nothing is stored or sent."""
+    listed = tmp_path / "iwf.txt"
+    listed.write_text("abuse.example\n")
+    with school.session(Actor.system("test")) as session:
+        filtering.import_list(session, ListStore(school.inst.data_dir), listed, "domains",
+                              "pornography", name="IWF test list", illegal=True)  # fmt: skip
+    with school.session() as session:
+        engine = build_engine(session, ListStore(school.inst.data_dir))
+    for site in ("https://www.abuse.example/page", "ABUSE.example"):
+        with pytest.raises(InvalidInput) as refused, school.session("tom") as session:
+            requests.request_unblock(
+                session, site, REASON, ("Oak",), TEN, ELEVEN, now=MONDAY, engine=engine
+            )
+        message = str(refused.value)
+        assert "on an illegal-content list, which nothing can unblock" in message
+        assert "IWF test list" not in message
+    assert count(school, UnblockRequest) == 0
+    assert count(school, Notice) == 0
+    with school.session("tom") as session:  # the same engine: other sites are asked for
+        row = requests.request_unblock(
+            session, "games.example", REASON, ("Oak",), TEN, ELEVEN, now=MONDAY, engine=engine
+        )
+        assert row.state is UnblockState.REQUESTED
 
 
 def test_naive_times_are_the_schools_local_time(school: ExceptionSchool) -> None:
