@@ -35,9 +35,11 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from esafety.config import Settings, SmtpSettings
 from esafety.db import Base, utcnow
+from esafety.directory.model import Person
 from esafety.errors import ConfigError, EsafetyError, InvalidInput
 from esafety.installation import Installation
 from esafety.scheduler import JobContext, handler, run_now, schedule
+from esafety.security.model import Account
 
 __all__ = [
     "MAIL_JOB",
@@ -47,6 +49,7 @@ __all__ = [
     "MailNotSent",
     "MailStatus",
     "OutgoingMail",
+    "addresses_of",
     "link",
     "mail_is_on",
     "queue_mail",
@@ -156,6 +159,29 @@ def link(settings: Settings, path: str) -> str:
         host = f"[{host}]" if ":" in host else host
         base = f"http://{host}:{settings.web.port}"
     return base.rstrip("/") + "/" + path.lstrip("/")
+
+
+def addresses_of(session: Session, person_ids: Iterable[int]) -> dict[int, str]:
+    """The e-mail address of each of these people who can be written to: leavers,
+    disabled accounts and people without an address are left out."""
+    wanted = set(person_ids)
+    if not wanted:
+        return {}
+    people = session.scalars(
+        select(Person).where(Person.id.in_(wanted), Person.email.is_not(None))
+    ).all()
+    disabled = set(
+        session.scalars(
+            select(Account.person_id).where(
+                Account.person_id.in_(wanted), Account.disabled.is_(True)
+            )
+        )
+    )
+    return {
+        person.id: (person.email or "").strip()
+        for person in people
+        if not person.is_leaver and person.id not in disabled and (person.email or "").strip()
+    }
 
 
 # -- queuing ------------------------------------------------------------------------

@@ -158,10 +158,12 @@ def requests_approve(
     note: Annotated[str, typer.Option("--note", help="A note for the requester.")] = "",
 ) -> None:
     """Approve a request: the exception warns, starts and lapses on time."""
+    from esafety.config import load_settings
     from esafety.filtering import requests
 
     with _session(school, by=by) as session:
-        row = requests.approve(session, request_id, risk, note)
+        settings = load_settings()  # a warning due at once goes by e-mail too
+        row = requests.approve(session, request_id, risk, note, settings=settings)
         shown = f"Approved #{row.id}: {row.target} for {', '.join(g['label'] for g in row.groups)}."
     console.print(shown, markup=False, highlight=False)
 

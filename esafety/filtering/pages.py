@@ -290,7 +290,9 @@ def approve_request(
         request_id,
         "approved",
         form,
-        lambda: requests.approve(session, request_id, risk_assessment, note),
+        lambda: requests.approve(
+            session, request_id, risk_assessment, note, settings=installation(request).settings
+        ),
     )
 
 

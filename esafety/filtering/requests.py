@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from esafety import audit, notices
 from esafety.audit import Actor
+from esafety.config import Settings
 from esafety.db import utcnow
 from esafety.directory.calendar import to_utc
 from esafety.directory.model import Group, GroupKind, GroupMembership, Person, PersonRole, School
@@ -41,6 +42,7 @@ from esafety.filtering.hostnames import normalise_host
 from esafety.filtering.policy import ApprovedException
 from esafety.filtering.requests_model import SchoolFilterSettings, UnblockRequest, UnblockState
 from esafety.filtering.urls import parse_url, url_key
+from esafety.mail import Mail, addresses_of, link, mail_is_on, queue_mail
 from esafety.scheduler import JobContext, ScheduledJob, handler, schedule
 from esafety.security.roles import PERMISSIONS, Permission, Role, allowed
 
@@ -517,8 +519,11 @@ def approve(
     note: str = "",
     *,
     now: datetime | None = None,
+    settings: Settings | None = None,
 ) -> UnblockRequest:
-    """Approve with a risk assessment; the exception starts, warns and lapses on time."""
+    """Approve with a risk assessment; the exception starts, warns and lapses on time.
+
+    ``settings`` (the installation's) let a warning due at once go by e-mail too."""
     require(session, Permission.APPROVE_UNBLOCK, "approve unblock requests")
     at = now or utcnow()
     row = _decidable(session, request_id, at)
@@ -538,11 +543,11 @@ def approve(
     row.state, row.risk_assessment = UnblockState.APPROVED, risk
     row.decision_note, row.decided_at = note.strip() or None, at
     session.flush()
-    settings = filter_settings(session)
-    warn_at = row.starts_at - timedelta(minutes=settings.warn_minutes)
+    school_settings = filter_settings(session)
+    warn_at = row.starts_at - timedelta(minutes=school_settings.warn_minutes)
     school_id = _school_id(session)
     if warn_at <= at:
-        _warn(session, row, at)  # sooner than the setting: the warning goes at approval
+        _warn(session, row, at, settings)  # sooner than the setting: it goes at approval
     else:
         schedule(
             session,
@@ -750,23 +755,46 @@ def _teachers(session: Session, refs: Iterable[dict[str, str]]) -> set[int]:
     )
 
 
-def _warn(session: Session, row: UnblockRequest, at: datetime) -> None:
-    """The pre-warning (000 §5): the requester, the groups' teachers and the DSL."""
-    zone = _zone(session)
+def _warned(session: Session, row: UnblockRequest) -> set[int]:
+    """Who is pre-warned (000 §5): the requester, the groups' teachers and the DSL."""
     people = {*_teachers(session, row.groups), *_holders(session, [Role.DSL])}
     if row.requested_by_id is not None:
         people.add(row.requested_by_id)
-    notices.notify(
-        session,
-        people,
+    return people
+
+
+def _warning(row: UnblockRequest, zone: ZoneInfo) -> str:
+    return (
         f"Filter exception #{row.id}: {row.target} will be unblocked for {_labels(row)} from "
         f"{_local(row.starts_at, zone)} to {_local(row.ends_at, zone)}, asked for by "
         f"{row.requested_by} and approved by {row.decided_by}. Supervise its use; the filter "
-        "returns to normal by itself at the end.",
+        "returns to normal by itself at the end."
+    )
+
+
+def _warn(session: Session, row: UnblockRequest, at: datetime, settings: Settings | None) -> None:
+    """The pre-warning (000 §5): on the home page, and by e-mail to those with an address
+    when ``settings`` are given and set an SMTP server."""
+    text = _warning(row, _zone(session))
+    people = _warned(session, row)
+    notices.notify(
+        session,
+        people,
+        text,
         link=f"/filtering/requests/{row.id}",
         key=f"unblock:{row.id}:warned",
         now=at,
     )
+    if settings is not None and mail_is_on(settings):
+        page = link(settings, f"/filtering/requests/{row.id}")
+        subject = f"Filter exception #{row.id}: {row.target} unblocked for {_labels(row)}"
+        for person_id, address in sorted(addresses_of(session, people).items()):
+            queue_mail(
+                session,
+                settings,
+                Mail(address, subject, f"{text}\n\nThe request and its risk assessment: {page}\n"),
+                key=f"unblock:{row.id}:warned:{person_id}",
+            )
     audit.set_reason(session, "000 §5: filtering is removed with pre-warning only")
     row.warned_at = at
     session.flush()
@@ -783,7 +811,7 @@ def _job_request(ctx: JobContext) -> UnblockRequest | None:
 def _warn_job(ctx: JobContext) -> None:
     row = _job_request(ctx)
     if row is not None and row.state.is_exception and row.warned_at is None:
-        _warn(ctx.session, row, ctx.now)
+        _warn(ctx.session, row, ctx.now, ctx.inst.settings if ctx.inst else None)
 
 
 @handler(START_JOB)
@@ -792,7 +820,8 @@ def _start_job(ctx: JobContext) -> None:
     if row is None or row.state is not UnblockState.APPROVED or ctx.now >= row.ends_at:
         return  # revoked, or over already (the lapse job ends it)
     if row.warned_at is None:
-        _warn(ctx.session, row, ctx.now)  # never start without the warning
+        # Never start without the warning.
+        _warn(ctx.session, row, ctx.now, ctx.inst.settings if ctx.inst else None)
     audit.set_reason(ctx.session, "its approved time began")
     row.state, row.started_at = UnblockState.ACTIVE, ctx.now
     ctx.session.flush()

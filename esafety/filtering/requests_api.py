@@ -134,12 +134,16 @@ def get_request(
 
 @router.post("/{request_id}/approve")
 def approve(
+    request: Request,
     request_id: int,
     body: Decision,
     caller: Caller = Depends(require(Permission.APPROVE_UNBLOCK)),
     session: Session = SchoolSession,
 ) -> UnblockRequestOut:
-    return _out(requests.approve(session, request_id, body.risk_assessment, body.note))
+    settings = installation(request).settings  # a warning due at once goes by e-mail too
+    return _out(
+        requests.approve(session, request_id, body.risk_assessment, body.note, settings=settings)
+    )
 
 
 @router.post("/{request_id}/refuse")

@@ -31,17 +31,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from esafety.audit import Actor
-from esafety.directory.model import Person, PersonRole, School
+from esafety.directory.model import PersonRole, School
 from esafety.errors import EsafetyError
 from esafety.events import subscribe
 from esafety.installation import Installation
-from esafety.mail import Courier, Mail, link, mail_is_on, queue_mail
+from esafety.mail import Courier, Mail, addresses_of, link, mail_is_on, queue_mail
 from esafety.safeguarding.access import Grounds, Reader, access, all_reader_roles
 from esafety.safeguarding.catalogue import kind as kind_info
 from esafety.safeguarding.concerns import ConcernRecorded
 from esafety.safeguarding.model import Concern, EntryKind
 from esafety.safeguarding.reading import facts_of, find_concern, online_safety_kinds
-from esafety.security.model import Account
 from esafety.security.roles import Role
 
 __all__ = ["Recipient", "TellDsl", "grave_concern_mail", "queue_grave_concern_mail", "recipients"]
@@ -67,27 +66,16 @@ def recipients(session: Session, concern: Concern) -> list[Recipient]:
         roles.setdefault(person_id, set()).add(str(role))
     if not roles:
         return []
-    people = session.scalars(
-        select(Person).where(Person.id.in_(roles), Person.email.is_not(None))
-    ).all()
-    disabled = set(
-        session.scalars(
-            select(Account.person_id).where(
-                Account.person_id.in_(roles), Account.disabled.is_(True)
-            )
-        )
-    )
+    addresses = addresses_of(session, roles)
     facts = facts_of(session, concern)
     kinds = online_safety_kinds(session)
     found = []
-    for person in sorted(people, key=lambda p: p.id):
-        if person.is_leaver or person.id in disabled or not (person.email or "").strip():
-            continue
+    for person_id, email in sorted(addresses.items()):
         granted = access(
-            Reader(person.id, frozenset(roles[person.id])), facts, online_safety_kinds=kinds
+            Reader(person_id, frozenset(roles[person_id])), facts, online_safety_kinds=kinds
         )
         if granted.grounds is Grounds.ROLE and granted.role is not None:
-            found.append(Recipient(person.id, (person.email or "").strip(), granted.role))
+            found.append(Recipient(person_id, email, granted.role))
     return found
 
 

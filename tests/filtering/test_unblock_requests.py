@@ -11,6 +11,8 @@ import pytest
 from sqlalchemy import func, select
 
 from esafety.audit import Actor
+from esafety.db import utcnow
+from esafety.directory.model import Person
 from esafety.errors import InvalidInput, NotFound, PermissionDenied
 from esafety.events import subscribe
 from esafety.filtering import requests
@@ -24,6 +26,7 @@ from esafety.filtering.requests_model import UnblockRequest, UnblockState
 from esafety.filtering.service import build_engine
 from esafety.filtering.store import ListStore
 from esafety.installation import Installation
+from esafety.mail import MAIL_JOB, OutgoingMail
 from esafety.notices import Notice
 from esafety.scheduler import ScheduledJob, run_due
 from tests.filtering.exception_school import (
@@ -34,6 +37,7 @@ from tests.filtering.exception_school import (
     ExceptionSchool,
     make_exception_school,
 )
+from tests.smtp import smtp_server, use_smtp
 
 TEN = MONDAY + timedelta(hours=2)  # 10:00
 ELEVEN = MONDAY + timedelta(hours=3)
@@ -369,6 +373,32 @@ def test_the_warning_goes_at_approval_when_that_is_sooner(school: ExceptionSchoo
         school["dsl"].person_id,
     }
     assert [kind for kind, _ in _jobs(school)] == [requests.START_JOB, requests.LAPSE_JOB]
+
+
+def test_the_warning_goes_by_e_mail_to_those_warned_who_have_an_address(
+    inst: Installation, school: ExceptionSchool
+) -> None:
+    with school.session() as session:
+        for person in session.scalars(select(Person)):
+            if person.username.split(".")[0] in ("tom", "wendy", "head"):  # not the DSL
+                person.email = f"{person.username}@westpark.example"
+    request_id = ask(school, groups=("Oak",))
+    approve(school, request_id)
+    with smtp_server() as inbox:
+        use_smtp(inst, inbox.port)
+        (warned,) = run_due(inst, TEN - timedelta(minutes=30))
+        assert warned.kind == requests.WARN_JOB and warned.ok
+        with school.session() as session:
+            queued = session.scalars(select(OutgoingMail)).all()
+        # Warned: tom (asked; Oak's teacher) and the DSL, who has no address. Not Wendy
+        # (Willow) and not the head (approved, but is not among those warned).
+        assert [mail.recipient for mail in queued] == ["tom.westpark@westpark.example"]
+        sent = run_due(inst, utcnow() + timedelta(minutes=1))  # the mail job, due now
+        assert [job.kind for job in sent if job.kind == MAIL_JOB] == [MAIL_JOB]
+    (got,) = inbox.received
+    assert got.recipients == ["tom.westpark@westpark.example"]
+    assert f"Filter exception #{request_id}: www.games.example unblocked for Oak" in got.subject
+    assert "Supervise its use" in got.text and f"/filtering/requests/{request_id}" in got.text
 
 
 def test_revoked_early_the_filter_is_back_to_normal(
