@@ -220,13 +220,21 @@ def lists_update(
     school: School = None,
 ) -> None:
     """Download lists that have a URL; a failed download keeps the last good copy."""
+    from esafety.cli import installation
+    from esafety.directory.service import school_by_slug
     from esafety.filtering import service
+    from esafety.filtering.store import ListStore
 
-    with _session(school) as (session, store):
-        results = [
-            (r.list.name, r.list.entry_count, r.error)
-            for r in service.update_lists(session, store, name=name)
-        ]
+    inst = installation()
+    school_id = None
+    if school is not None:
+        with inst.db.session(SYSTEM) as session:
+            school_id = school_by_slug(session, school).id
+    # Not in one session: it would hold the database through every download.
+    updates = service.update_lists(
+        inst.db, SYSTEM, ListStore(inst.data_dir), school_id=school_id, name=name
+    )
+    results = [(r.list.name, r.list.entry_count, r.error) for r in updates]
     failed = 0
     for list_name, count, error in results:
         if error is None:

@@ -23,12 +23,15 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from esafety.db import utcnow
+from esafety import audit
+from esafety.audit import Actor
+from esafety.db import Database, utcnow
 from esafety.directory.model import School
 from esafety.directory.service import require
 from esafety.errors import InvalidInput, NotFound
 from esafety.filtering import asking, custom_policies, requests
 from esafety.filtering.categories import Category, category_of
+from esafety.filtering.changes import rules_changed
 from esafety.filtering.decision import Asker, Decision, FilterEngine, decide
 from esafety.filtering.hostnames import normalise_host
 from esafety.filtering.index import FilterList as IndexList
@@ -38,7 +41,7 @@ from esafety.filtering.lists.lines import ListSource, open_list_file
 from esafety.filtering.lists.ut1 import ut1_category
 from esafety.filtering.model import FilterList, ListColumns, SchoolFilterList
 from esafety.filtering.policy import SchoolRules
-from esafety.filtering.store import ListStore
+from esafety.filtering.store import ListStore, StoredCopy
 from esafety.filtering.urls import parse_url
 from esafety.security.roles import Permission
 
@@ -165,19 +168,34 @@ def _store(
     kind: ListFormat,
     path: Path,
     progress: Progress | None,
+) -> ParsedList:
+    parsed, copy = _write(store, row.store_key, kind, path, progress)
+    _record_good(row, parsed, copy)
+    return parsed
+
+
+def _write(
+    store: ListStore,
+    key: str,
+    kind: ListFormat,
+    path: Path,
+    progress: Progress | None,
     *,
     require_entries: bool = False,
-) -> ParsedList:
+) -> tuple[ParsedList, StoredCopy]:
     parsed = ParsedList(kind)
     source: ListSource = path if kind is ListFormat.UT1 else _read(path, progress)
     copy = store.write(
-        row.store_key, parsed.entries(parse_list(source, kind)), require_entries=require_entries
+        key, parsed.entries(parse_list(source, kind)), require_entries=require_entries
     )
+    return parsed, copy
+
+
+def _record_good(row: ListColumns, parsed: ParsedList, copy: StoredCopy) -> None:
     row.entry_count, row.problem_count = copy.entry_count, parsed.problem_count
     row.sha256 = copy.sha256
     row.updated_at = row.last_good_at = utcnow()
     row.last_error = None
-    return parsed
 
 
 def _read(path: Path, progress: Progress | None) -> Iterator[bytes]:
@@ -204,40 +222,78 @@ def _check_url(url: str) -> None:
 
 
 def update_lists(
-    session: Session, store: ListStore, *, name: str | None = None
+    db: Database,
+    actor: Actor,
+    store: ListStore,
+    *,
+    school_id: int | None = None,
+    name: str | None = None,
+    reason: str | None = None,
 ) -> list[ListUpdate]:
     """Download every list with a URL (or the one named) and replace its copy.
 
     A failed download or a download with no usable entry keeps the last good copy and
     records ``last_error``; the others go on. Nothing is raised for a failed download.
+    The addresses are read in one short transaction and each outcome recorded in another:
+    the download and parse happen outside any, because on SQLite a transaction holds the
+    database's one write lock and staff recording a concern would wait for the download.
     """
-    require(session, Permission.MANAGE_FILTER_LISTS, "update filter lists")
-    rows = [row for row in list_lists(session) if row.url and (name is None or row.name == name)]
-    if name is not None and not rows:
-        known = _find(session, name)
-        if known is None:
-            raise NotFound(f"no filter list is named '{name}': see 'esafety filter lists'")
-        raise InvalidInput(f"list '{name}' has no URL to update from: import it with --url")
-    return [_update(store, row) for row in rows]
+    with db.session(actor, school_id=school_id) as session:
+        require(session, Permission.MANAGE_FILTER_LISTS, "update filter lists")
+        rows = [r for r in list_lists(session) if r.url and (name is None or r.name == name)]
+        if name is not None and not rows:
+            if _find(session, name) is None:
+                raise NotFound(f"no filter list is named '{name}': see 'esafety filter lists'")
+            raise InvalidInput(f"list '{name}' has no URL to update from: import it with --url")
+        sources = [
+            _Source(type(row), row.id, str(row.url), ListFormat(row.format), row.store_key)
+            for row in rows
+        ]
+    updates = []
+    for source in sources:
+        outcome = _fetch(store, source)
+        with db.session(actor, school_id=school_id) as session:
+            if reason is not None:
+                audit.set_reason(session, reason)
+            row = session.get(source.table, source.id)
+            if row is None:  # removed while it downloaded
+                continue
+            if isinstance(outcome, str):
+                row.updated_at = utcnow()
+                row.last_error = f"{utcnow():%Y-%m-%d %H:%M} UTC: {outcome}"
+                updates.append(ListUpdate(row, None, row.last_error))
+            else:
+                _record_good(row, *outcome)
+                updates.append(ListUpdate(row, outcome[0], None))
+                rules_changed(session)  # the DNS filter compiles now, not at its poll
+    return updates
 
 
-def _update(store: ListStore, row: ListColumns) -> ListUpdate:
-    kind = ListFormat(row.format)
-    row.updated_at = utcnow()
+@dataclass(frozen=True)
+class _Source:
+    """What downloading a list needs, read before the download."""
+
+    table: type[ListColumns]
+    id: int
+    url: str
+    kind: ListFormat
+    store_key: str
+
+
+def _fetch(store: ListStore, source: _Source) -> tuple[ParsedList, StoredCopy] | str:
+    """The list downloaded and its copy replaced, or why not (the last good copy stays)."""
     downloaded: Path | None = None
     try:
-        downloaded = _download(str(row.url), store.root)
-        if kind is ListFormat.UT1:
+        downloaded = _download(source.url, store.root)
+        if source.kind is ListFormat.UT1:
             raise InvalidInput("a UT1 folder cannot be downloaded: import it from its folder")
-        parsed = _store(store, row, kind, downloaded, None, require_entries=True)
+        return _write(store, source.store_key, source.kind, downloaded, None, require_entries=True)
     except (InvalidInput, OSError, urllib.error.URLError, ValueError) as error:
-        row.last_error = f"{utcnow():%Y-%m-%d %H:%M} UTC: {_describe(error)}"
-        return ListUpdate(row, None, row.last_error)
+        return _describe(error)
     finally:
         if downloaded is not None:
             with contextlib.suppress(FileNotFoundError):
                 downloaded.unlink()
-    return ListUpdate(row, parsed, None)
 
 
 def _describe(error: BaseException) -> str:

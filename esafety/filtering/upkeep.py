@@ -41,7 +41,6 @@ from esafety.errors import InvalidInput
 from esafety.filtering import log as decision_log
 from esafety.filtering import service
 from esafety.filtering.categories import category_of
-from esafety.filtering.changes import rules_changed
 from esafety.filtering.model import FilterList, ListColumns, SchoolFilterList
 from esafety.filtering.store import ListStore
 from esafety.installation import Installation
@@ -102,16 +101,17 @@ def update_due_lists(db: Database, store: ListStore, now: datetime) -> list[serv
         ]
     updates: list[service.ListUpdate] = []
     for school_id, name in due:
-        # One transaction a list: a slow download holds up nothing but its own list.
         scoped = Actor.system("list updates", school_id=school_id)
-        with db.session(scoped, school_id=school_id) as session:
-            audit.set_reason(session, "scheduled update from the list's address")
-            for update in service.update_lists(session, store, name=name):
-                # A school session also sees installation lists; update only its own here.
-                if (getattr(update.list, "school_id", None) is None) == (school_id is None):
-                    updates.append(update)
-                    if update.error is None:
-                        rules_changed(session)  # the DNS filter compiles now, not at its poll
+        updated = service.update_lists(
+            db, scoped, store, school_id=school_id, name=name,
+            reason="scheduled update from the list's address",
+        )  # fmt: skip
+        # A school session also sees installation lists; keep only its own here.
+        updates += [
+            u
+            for u in updated
+            if (getattr(u.list, "school_id", None) is None) == (school_id is None)
+        ]
     for update in updates:
         if update.error:
             log.warning(

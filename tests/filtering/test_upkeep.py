@@ -37,12 +37,16 @@ from tests.directory.school_setup import acting, new_school
 
 
 class ListServer:
-    """A local HTTP server whose one list can be changed, or made to fail."""
+    """A local HTTP server whose one list can be changed, or made to fail, or held halfway
+    through its body until ``release`` is set (a slow download)."""
 
     def __init__(self) -> None:
         self.body = b"one.example\ntwo.example\n"
         self.status = 200
         self.requests = 0
+        self.hold = False
+        self.holding = threading.Event()
+        self.release = threading.Event()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -51,7 +55,14 @@ class ListServer:
                 self.send_response(server.status)
                 self.send_header("Content-Length", str(len(server.body)))
                 self.end_headers()
-                self.wfile.write(server.body)
+                half = len(server.body) // 2
+                self.wfile.write(server.body[:half])
+                if server.hold:
+                    self.wfile.flush()
+                    server.holding.set()
+                    server.release.wait(30)
+                    server.holding.clear()
+                self.wfile.write(server.body[half:])
 
             def log_message(self, *args: object) -> None:
                 pass
@@ -145,6 +156,37 @@ def test_lists_with_a_url_update_on_their_schedule_and_keep_the_last_good_copy(
     mended = _list(inst, "feed")
     assert mended.last_error is None
     assert _entries(inst, mended.store_key) == {"three.example"}
+
+
+def test_a_slow_download_holds_up_no_one_elses_writes(
+    inst: Installation, lists_server: ListServer, tmp_path: Path
+) -> None:
+    """The update runs in the scheduler while staff keep recording: on SQLite one writer
+    at a time, so the download must happen outside any write transaction."""
+    first = tmp_path / "first.txt"
+    first.write_text("zero.example\n")
+    with inst.db.session(SYSTEM) as session:
+        service.import_list(
+            session, ListStore(inst.data_dir), first, "domains", "gambling", name="feed",
+            url=lists_server.url, update_every_hours=1,
+        )  # fmt: skip
+    start = utcnow()
+    ensure_upkeep_jobs(inst, start)
+    lists_server.hold = True
+    runs: list[object] = []
+    updating = threading.Thread(
+        target=lambda: runs.extend(run_due(inst, start + timedelta(hours=2)))
+    )
+    updating.start()
+    try:
+        assert lists_server.holding.wait(30), "the update did not start its download"
+        school = new_school(inst)  # a write in another transaction, mid-download
+        assert lists_server.holding.is_set(), "the write waited for the download to end"
+    finally:
+        lists_server.release.set()
+        updating.join(60)
+    assert school and all(getattr(run, "ok", False) for run in runs), runs
+    assert _entries(inst, _list(inst, "feed").store_key) == {"one.example", "two.example"}
 
 
 def test_the_upkeep_jobs_are_set_up_once_and_follow_the_settings(inst: Installation) -> None:
