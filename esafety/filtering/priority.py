@@ -14,7 +14,9 @@ about 1.1 ms) while it keeps up, and goes back to niceness 10 when it falls behi
 (:func:`catch_up`, decided by a watching thread, as the starved flush cannot), so a busy
 loop cannot starve it until decisions are dropped. Going back needs the right to raise a
 thread's priority (root, ``CAP_SYS_NICE``, or ``LimitNICE=`` in the systemd unit,
-docs/deployment.md); without it the flush stays at niceness 10.
+docs/deployment.md); without it the flush stays at niceness 10. The DNS filter's reads of
+who is where and of the lists run in idle time the same way, given their turn when one
+has waited a second (``esafety.filtering.dns_service``).
 """
 
 from __future__ import annotations
