@@ -510,12 +510,12 @@ class DnsService:
             return await asyncio.wait_for(asyncio.shield(future), _READ_PATIENCE)
         except TimeoutError:
             thread = self._background_thread
-            if thread is None or not catch_up(thread):
-                return await future
+            caught_up = thread is not None and catch_up(thread)
             try:
                 return await future
             finally:
-                run_in_idle_time(thread)
+                if caught_up and thread is not None:
+                    run_in_idle_time(thread)
 
     def _background_started(self) -> None:
         yield_to_serving()
