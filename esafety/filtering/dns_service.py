@@ -27,7 +27,6 @@ import logging
 import os
 import pickle
 import sys
-import threading
 import time
 from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -64,7 +63,7 @@ from esafety.filtering.dns_workers import (
 from esafety.filtering.engine_file import ENGINE_SUFFIX, load_engine, save_engine
 from esafety.filtering.log import DEFAULT_CAPACITY, DecisionLog, FlushListener, LogEntry
 from esafety.filtering.model import ClientSignIn, SubnetMapping
-from esafety.filtering.priority import catch_up, run_in_idle_time, yield_to_serving
+from esafety.filtering.priority import yield_to_serving
 from esafety.filtering.service import build_engine, list_lists, rules_fingerprint
 from esafety.filtering.store import ListStore
 from esafety.installation import Installation
@@ -82,9 +81,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
-#: Seconds a read of who is where or of the lists waits for idle time before it is given
-#: its turn at niceness 10 (a loop answering flat out leaves it none).
-_READ_PATIENCE = 1.0
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -202,7 +198,6 @@ class DnsService:
     def __init__(self, inst: Installation, dns: DnsSettings, *, web_host: str = "") -> None:
         self.inst = inst
         self._background: ThreadPoolExecutor | None = None
-        self._background_thread: int | None = None
         self.dns = dns
         self.block, self.warnings = block_settings(dns, web_host or inst.settings.web.host)
         resolvers = tuple(upstream_address(item) for item in dns.upstreams)
@@ -498,29 +493,13 @@ class DnsService:
             return True
 
     async def _in_background(self, read: Callable[[], _T]) -> _T:
-        """A database read while serving, in a thread that runs in idle time and so never
-        holds up an answer (:mod:`esafety.filtering.priority`); a read the busy loop has
-        left waiting for a second gets its turn at niceness 10 until it is done."""
+        """A database read while serving, in a thread that gives way to the serving loop
+        (:mod:`esafety.filtering.priority`)."""
         if self._background is None:
             self._background = ThreadPoolExecutor(
-                1, "esafety-dns-refresh", initializer=self._background_started
+                1, "esafety-dns-refresh", initializer=yield_to_serving
             )
-        future = asyncio.get_running_loop().run_in_executor(self._background, read)
-        try:
-            return await asyncio.wait_for(asyncio.shield(future), _READ_PATIENCE)
-        except TimeoutError:
-            thread = self._background_thread
-            caught_up = thread is not None and catch_up(thread)
-            try:
-                return await future
-            finally:
-                if caught_up and thread is not None:
-                    run_in_idle_time(thread)
-
-    def _background_started(self) -> None:
-        yield_to_serving()
-        self._background_thread = threading.get_native_id()
-        run_in_idle_time(self._background_thread)
+        return await asyncio.get_running_loop().run_in_executor(self._background, read)
 
     async def _refresh_forever(self) -> None:
         wake = self._wake

@@ -50,7 +50,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from esafety.filtering.decision import Decision
-from esafety.filtering.priority import catch_up, run_in_idle_time, yield_to_serving
+from esafety.filtering.priority import yield_to_serving
 
 try:
     from esafety.filtering.dns import _ready
@@ -77,8 +77,8 @@ REPLACES_KEY = b"esafety.replaces"
 #: Entries waiting to be written before new ones are counted as dropped (about 20 MB).
 DEFAULT_CAPACITY = 100_000
 #: The fast path's records (24 octets each) wait in their own buffer: ten seconds at its
-#: best rate, so a flush waiting for idle time behind a busy loop loses none (24 MB at most,
-#: touched only as far as it fills).
+#: best rate, so a flush kept waiting by a busy core loses none (24 MB at most, touched
+#: only as far as it fills).
 DEFAULT_READY_CAPACITY = 1_000_000
 #: Seconds between flushes: a crash loses at most this much (issue 4 §8: "the last second").
 DEFAULT_INTERVAL = 1.0
@@ -355,8 +355,6 @@ class DecisionLog:
         self._flushing = threading.Lock()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
-        self._watcher: threading.Thread | None = None
-        self._flushed_at = clock.monotonic()
 
     # -- the hot path -------------------------------------------------------------------
 
@@ -475,16 +473,8 @@ class DecisionLog:
         if self._thread is not None:
             return
         self._stopping.clear()
-        self._flushed_at = clock.monotonic()
         self._thread = threading.Thread(target=self._run, name="esafety-decision-log", daemon=True)
         self._thread.start()
-        self._watcher = threading.Thread(
-            target=self._watch,
-            args=(self._thread.native_id,),
-            name="esafety-log-watch",
-            daemon=True,
-        )
-        self._watcher.start()
 
     def _run(self) -> None:
         yield_to_serving()  # the serving loop first (esafety.filtering.priority)
@@ -496,32 +486,13 @@ class DecisionLog:
                 self.flush()
             except Exception:  # the thread must outlive any one bad batch
                 log.exception("decision log flush failed")
-            self._flushed_at = clock.monotonic()
-
-    def _watch(self, flusher: int | None) -> None:
-        """Give the flush only idle time while it keeps up, and its turn at niceness 10 once
-        it has not finished one for two intervals: a loop too busy to leave idle time would
-        otherwise starve it until the buffers overflow (esafety.filtering.priority). Done
-        from this thread, which the kernel wakes at once: the flush itself may be starved."""
-        if flusher is None:
-            return
-        idle = False
-        while not self._stopping.wait(self.interval):
-            late = clock.monotonic() - self._flushed_at > 2 * self.interval
-            if idle and late:
-                idle = not catch_up(flusher)
-            elif not idle and not late:
-                idle = run_in_idle_time(flusher)
 
     def stop(self, *, flush: bool = True) -> None:
         """End the flushing thread; ``flush=False`` leaves the queue unwritten (a crash)."""
         thread, self._thread = self._thread, None
-        watcher, self._watcher = self._watcher, None
         if thread is not None:
             self._stopping.set()
             thread.join()
-        if watcher is not None:
-            watcher.join()
         if flush:
             self.flush()
 

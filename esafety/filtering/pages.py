@@ -142,14 +142,15 @@ def new_request_page(
     session: Session = SchoolSession,
 ) -> HTMLResponse:
     start = _next_hour(_zone(session, caller))
+    end = start + timedelta(hours=1)  # after 23:00 that is tomorrow
     form = {
         "site": site.strip()[:2000],
         "reason": "",
         "groups": [],
         "day": start.date().isoformat(),
         "start": start.strftime("%H:%M"),
-        "end_day": start.date().isoformat(),
-        "end": (start + timedelta(hours=1)).strftime("%H:%M"),
+        "end_day": end.date().isoformat(),
+        "end": end.strftime("%H:%M"),
     }
     return _new_form(request, caller, session, form)
 

@@ -218,43 +218,6 @@ def test_block_settings_follow_the_web_address() -> None:
     assert block.mode == "nxdomain"
 
 
-def test_reads_while_serving_run_in_idle_time_and_a_long_wait_gets_its_turn(
-    inst: Installation, school: int, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Root may raise a thread's priority again, so the refresh thread runs in idle time
-    (esafety.filtering.priority); a read still running after the patience gets niceness 10."""
-    from esafety.filtering import dns_service, priority
-
-    if not priority._may_catch_up():
-        pytest.skip("needs the right to raise a thread's priority (root or CAP_SYS_NICE)")
-    monkeypatch.setattr(dns_service, "_READ_PATIENCE", 0.2)
-    service = DnsService(inst, DnsSettings(port=0, school="westpark"))
-
-    def policy_now() -> int:
-        return os.sched_getscheduler(0)
-
-    def slow_read() -> tuple[int, int]:
-        first = policy_now()
-        deadline = time.monotonic() + 5
-        while policy_now() == first and time.monotonic() < deadline:
-            time.sleep(0.02)
-        return first, policy_now()
-
-    async def reads() -> tuple[int, tuple[int, int], int]:
-        quick = await service._in_background(policy_now)
-        slow = await service._in_background(slow_read)
-        return quick, slow, await service._in_background(policy_now)
-
-    try:
-        quick, (before, during), after = asyncio.run(reads())
-    finally:
-        if service._background is not None:
-            service._background.shutdown(wait=True)
-    assert (quick, before) == (os.SCHED_IDLE, os.SCHED_IDLE)
-    assert during == os.SCHED_OTHER  # caught up after the patience ran out
-    assert after == os.SCHED_IDLE  # and back to idle time once it was done
-
-
 def test_several_schools_need_the_dns_school_setting(inst: Installation, school: int) -> None:
     new_school(inst, "eastpark")
     with pytest.raises(ConfigError, match=r"\[dns\] school"):
