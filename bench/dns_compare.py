@@ -135,7 +135,7 @@ def cpu_seconds(pid: int) -> float:
 
 def settled_cpu_seconds(pid: int) -> float:
     """CPU seconds once the server is idle again: work it put off during a run (esafety's
-    decision log is written in idle time, each second) is the run's work too. Idle: less
+    decision log writes the run's last second after it) is the run's work too. Idle: less
     than 20 ms of CPU in 1.5 s (one flush interval and a half; /proc counts in 10 ms)."""
     last = cpu_seconds(pid)
     for _ in range(10):  # at most 15 s
