@@ -292,12 +292,12 @@ def _send_job(ctx: JobContext) -> None:
     row = ctx.session.get(OutgoingMail, int(ctx.payload.get("mail", 0)))
     if row is None or row.status is not MailStatus.QUEUED:
         return  # sent already (a job that ran twice), or given up
-    if ctx.inst is None:
+    if ctx.settings is None:
         raise ConfigError(
             "mail.send needs the installation's settings; run it through the scheduler"
         )
     row.attempts = ctx.attempt
-    smtp = ctx.inst.settings.smtp
+    smtp = ctx.settings.smtp
     try:
         if not smtp.host:
             raise ConfigError("e-mail was turned off ([smtp] host) before this message went")

@@ -29,6 +29,7 @@ from esafety.db import Base, utcnow
 from esafety.errors import InvalidInput
 
 if TYPE_CHECKING:
+    from esafety.config import Settings
     from esafety.installation import Installation
 
 __all__ = [
@@ -96,6 +97,11 @@ class JobContext:
     attempt: int
     #: The installation running the job (its settings: the SMTP server, for one).
     inst: Installation | None = None
+
+    @property
+    def settings(self) -> Settings | None:
+        """The installation's settings, when the job runs in one."""
+        return self.inst.settings if self.inst is not None else None
 
 
 JobHandler = Callable[[JobContext], None]

@@ -25,6 +25,7 @@ from esafety.errors import InvalidInput
 
 if TYPE_CHECKING:
     from esafety.filtering.store import ListStore
+    from esafety.installation import Installation
 
 __all__ = ["register"]
 
@@ -55,14 +56,21 @@ def register(app: typer.Typer, users_app: typer.Typer) -> None:
 @contextmanager
 def _session(school: str | None) -> Iterator[tuple[Session, ListStore]]:
     from esafety.cli import installation
-    from esafety.directory.service import school_by_slug
     from esafety.filtering.store import ListStore
 
     inst = installation()
-    with inst.db.session(SYSTEM) as session:
-        if school is not None:
-            session.info["school_id"] = school_by_slug(session, school).id
+    with inst.db.session(SYSTEM, school_id=_school_id(inst, school)) as session:
         yield session, ListStore(inst.data_dir)
+
+
+def _school_id(inst: Installation, school: str | None) -> int | None:
+    """The id of the school ``--school`` names; None without it."""
+    from esafety.directory.service import school_by_slug
+
+    if school is None:
+        return None
+    with inst.db.session(SYSTEM) as session:
+        return school_by_slug(session, school).id
 
 
 def _when(text: str | None) -> datetime | None:
@@ -221,18 +229,13 @@ def lists_update(
 ) -> None:
     """Download lists that have a URL; a failed download keeps the last good copy."""
     from esafety.cli import installation
-    from esafety.directory.service import school_by_slug
     from esafety.filtering import service
     from esafety.filtering.store import ListStore
 
     inst = installation()
-    school_id = None
-    if school is not None:
-        with inst.db.session(SYSTEM) as session:
-            school_id = school_by_slug(session, school).id
     # Not in one session: it would hold the database through every download.
     updates = service.update_lists(
-        inst.db, SYSTEM, ListStore(inst.data_dir), school_id=school_id, name=name
+        inst.db, SYSTEM, ListStore(inst.data_dir), school_id=_school_id(inst, school), name=name
     )
     results = [(r.list.name, r.list.entry_count, r.error) for r in updates]
     failed = 0

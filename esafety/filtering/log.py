@@ -331,7 +331,7 @@ class DecisionLog:
         on_flush: FlushListener | None = None,
     ) -> None:
         if capacity < 1 or ready_capacity < 1 or interval <= 0:
-            raise ValueError("capacity must be at least 1 and interval above 0")
+            raise ValueError("capacities must be at least 1 and interval above 0")
         #: Given every flushed batch (DSL alerts); see :meth:`add_listener`.
         self.listeners: list[FlushListener] = [on_flush] if on_flush is not None else []
         #: Times a listener raised.

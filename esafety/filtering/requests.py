@@ -811,7 +811,7 @@ def _job_request(ctx: JobContext) -> UnblockRequest | None:
 def _warn_job(ctx: JobContext) -> None:
     row = _job_request(ctx)
     if row is not None and row.state.is_exception and row.warned_at is None:
-        _warn(ctx.session, row, ctx.now, ctx.inst.settings if ctx.inst else None)
+        _warn(ctx.session, row, ctx.now, ctx.settings)
 
 
 @handler(START_JOB)
@@ -820,8 +820,7 @@ def _start_job(ctx: JobContext) -> None:
     if row is None or row.state is not UnblockState.APPROVED or ctx.now >= row.ends_at:
         return  # revoked, or over already (the lapse job ends it)
     if row.warned_at is None:
-        # Never start without the warning.
-        _warn(ctx.session, row, ctx.now, ctx.inst.settings if ctx.inst else None)
+        _warn(ctx.session, row, ctx.now, ctx.settings)  # never start without the warning
     audit.set_reason(ctx.session, "its approved time began")
     row.state, row.started_at = UnblockState.ACTIVE, ctx.now
     ctx.session.flush()

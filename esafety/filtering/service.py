@@ -144,7 +144,8 @@ def import_list(
     row.url = url if url is not None else row.url
     row.update_every_hours = update_every_hours or row.update_every_hours
     session.flush()  # the id names the stored copy
-    parsed = _store(store, row, kind, path, progress)
+    parsed, copy = _write(store, row.store_key, kind, path, progress)
+    _record_good(row, parsed, copy)
     return ListImport(row, parsed, replaced)
 
 
@@ -160,18 +161,6 @@ def _category(kind: ListFormat, path: Path, category: str | None) -> Category:
         )
     allowed = ", ".join(c.value for c in Category)
     raise InvalidInput(f"give the list's category with --category: one of {allowed}")
-
-
-def _store(
-    store: ListStore,
-    row: ListColumns,
-    kind: ListFormat,
-    path: Path,
-    progress: Progress | None,
-) -> ParsedList:
-    parsed, copy = _write(store, row.store_key, kind, path, progress)
-    _record_good(row, parsed, copy)
-    return parsed
 
 
 def _write(
@@ -259,8 +248,8 @@ def update_lists(
             if row is None:  # removed while it downloaded
                 continue
             if isinstance(outcome, str):
-                row.updated_at = utcnow()
-                row.last_error = f"{utcnow():%Y-%m-%d %H:%M} UTC: {outcome}"
+                row.updated_at = now = utcnow()
+                row.last_error = f"{now:%Y-%m-%d %H:%M} UTC: {outcome}"
                 updates.append(ListUpdate(row, None, row.last_error))
             else:
                 _record_good(row, *outcome)
