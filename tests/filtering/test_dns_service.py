@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import threading
@@ -229,6 +230,14 @@ def test_several_schools_need_the_dns_school_setting(inst: Installation, school:
 # -- the real command ---------------------------------------------------------------------
 
 
+def _accepts(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+    except OSError:
+        return False
+    return True
+
+
 def test_esafety_serve_answers_dns_on_the_port_given(tmp_path: Path) -> None:
     web_port, dns_port = free_port(), free_port()
     env = {**os.environ, "ESAFETY_DATA": str(tmp_path / "data"), "COLUMNS": "200"}
@@ -259,6 +268,12 @@ def test_esafety_serve_answers_dns_on_the_port_given(tmp_path: Path) -> None:
             dns.message.make_query("allowed.example", "A"), "127.0.0.1", port=dns_port, timeout=3
         )
         assert allowed.rcode() == dns.rcode.SERVFAIL
+        # The workers answer before the main process has said so (it waits for all of them,
+        # then starts the web app): stop it only once the web app is up.
+        while not _accepts(web_port):
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail("esafety serve's web app did not start within 60 s")
+            time.sleep(0.1)
     finally:
         process.terminate()
         try:
