@@ -49,6 +49,7 @@ from esafety.filtering.dns.server import DnsServer, ServerSettings, bind_tcp, bi
 from esafety.filtering.dns.upstream import Forwarder, UpstreamSettings
 from esafety.filtering.dns_bridge import WhoIsWhere
 from esafety.filtering.log import DecisionLog, LogEntry
+from esafety.filtering.priority import serve_promptly
 
 __all__ = [
     "WorkerConfig",
@@ -187,11 +188,13 @@ def tune_for_serving() -> None:
 
     Threads that run Python beside the loop (the decision log's flush, database reads)
     hand the interpreter back every half millisecond rather than every five, so a
-    question waits for them that long at most.
+    question waits for them that long at most; and the calling (serving) thread takes the
+    core back from them as soon as a question wakes it (:func:`serve_promptly`).
     """
     gc.freeze()
     gc.set_threshold(50_000, 10, 50)
     sys.setswitchinterval(0.0005)
+    serve_promptly()
 
 
 # -- the parent's side ----------------------------------------------------------------------

@@ -153,6 +153,41 @@ def test_a_worker_that_dies_is_started_again(workers: Running) -> None:
     assert pool.restarts == 1
 
 
+def _slice_and_niceness(pid: int, thread: str) -> tuple[int, int]:
+    """A thread's time slice (ns) and niceness, from /proc."""
+    sched = Path(f"/proc/{pid}/task/{thread}/sched").read_text()
+    slices = [line.split()[-1] for line in sched.splitlines() if line.startswith("se.slice")]
+    if not slices:
+        pytest.skip("this kernel does not show time slices in /proc")
+    stat = Path(f"/proc/{pid}/task/{thread}/stat").read_text()
+    return int(slices[0]), int(stat.rsplit(")", 1)[1].split()[16])
+
+
+def test_a_worker_answers_on_the_shortest_slice_and_its_other_threads_give_way(
+    workers: Running,
+) -> None:
+    """The p99 of issue 4 "Figures" (esafety.filtering.priority): a question wakes the
+    serving thread, which must take the core back from the log's writer at once."""
+    from esafety.filtering.priority import SERVING_SLICE_NS, _set_slice
+
+    if not _set_slice(0):
+        pytest.skip("this kernel takes no time slice from sched_setattr (Linux 6.12+)")
+    pid = workers.service.pids[0]
+    slice_ns, niceness = _slice_and_niceness(pid, str(pid))
+    assert slice_ns == SERVING_SLICE_NS
+
+    def background() -> dict[str, int]:  # the threads that gave way: the log's writer...
+        threads = (t.name for t in Path(f"/proc/{pid}/task").iterdir())
+        found = {t: _slice_and_niceness(pid, t) for t in threads}
+        return {t: s for t, (s, n) in found.items() if n == niceness + 10}
+
+    # The writer sets its own priority as it starts, maybe after the worker says it listens.
+    _wait_until(lambda: bool(background()), "a thread at niceness 10")
+    assert all(s > SERVING_SLICE_NS for s in background().values()), (
+        "a background thread's slice must be longer than the serving thread's to be cut short"
+    )
+
+
 def test_every_worker_logs_its_decisions(
     inst: Installation,
     school: int,  # noqa: F811
