@@ -347,7 +347,8 @@ class DnsService:
         engine = await asyncio.to_thread(self.build_if_changed, True)
         if engine is None:  # build_if_changed(force=True) always builds
             raise ConfigError("the DNS filter could not build its engine")
-        self.log = DecisionLog(self.inst.data_dir)
+        # Parquet is encoded in another process (esafety.filtering.log_writer).
+        self.log = DecisionLog(self.inst.data_dir, separate_writer=True)
         for listener in self._listeners:
             self.log.add_listener(listener)
         self.log.start()

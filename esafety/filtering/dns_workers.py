@@ -450,7 +450,7 @@ class _Serving:
 
         self.config = config
         self.log = (
-            DecisionLog(config.data_dir, capacity=config.log_capacity)
+            DecisionLog(config.data_dir, capacity=config.log_capacity, separate_writer=True)
             if config.data_dir is not None
             else None
         )

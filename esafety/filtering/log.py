@@ -32,6 +32,7 @@ every value passed as a parameter.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -43,13 +44,15 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from esafety.filtering.categories import catalogue
 from esafety.filtering.decision import Decision
+from esafety.filtering.policy import Action
 from esafety.filtering.priority import yield_to_serving
 
 try:
@@ -182,7 +185,8 @@ def _table(entries: Iterable[LogEntry]) -> pa.Table:
             number = groups_at[id(groups)] = len(group_sets)
             group_sets.append(groups)
         which_groups.append(number)
-    columns = _decision_columns(decisions, _array(which_decision, pa.int32()))
+    at = _array(which_decision, pa.int32())
+    columns = {name: values.take(at) for name, values in _decision_values(decisions).items()}
     columns.update(
         time=_time_column(_array([e.time for e in rows], pa.float64())),
         client=_array([e.client for e in rows], pa.string()),
@@ -219,26 +223,46 @@ def _groups_column(group_sets: Sequence[frozenset[str]], at: pa.Array) -> pa.Arr
     return _array([sorted(g) for g in group_sets], pa.list_(pa.string())).take(at)
 
 
-def _decision_columns(decisions: Sequence[Decision], at: pa.Array) -> dict[str, pa.Array]:
-    """The columns that come from the decision, each distinct decision converted once."""
+@functools.cache
+def _alerting_categories() -> pa.Array:
+    """The ids of the categories whose blocks raise an alert to the DSL."""
+    return pa.array([c.value for c, about in catalogue().items() if about.alerts_dsl])
+
+
+def _decision_values(decisions: Sequence[Decision]) -> dict[str, pa.Array]:
+    """The columns that come from the decision, one row a distinct decision."""
     categories: dict[int, list[str]] = {}
     for decision in decisions:
         if id(decision.categories) not in categories:
             categories[id(decision.categories)] = [c.value for c in decision.categories]
-
-    def per_decision(values: list[Any], kind: pa.DataType) -> pa.Array:
-        return _array(values, kind).take(at)
-
     return {
-        "policy": per_decision([d.policy_id for d in decisions], pa.string()),
-        "action": per_decision([str(d.action) for d in decisions], pa.string()),
-        "categories": per_decision(
+        "policy": _array([d.policy_id for d in decisions], pa.string()),
+        "action": _array([str(d.action) for d in decisions], pa.string()),
+        "categories": _array(
             [categories[id(d.categories)] for d in decisions], pa.list_(pa.string())
         ),
-        "rule": per_decision([d.rule for d in decisions], pa.string()),
-        "list_id": per_decision([d.list_id for d in decisions], pa.string()),
-        "under_exception": per_decision([d.under_exception for d in decisions], pa.bool_()),
+        "rule": _array([d.rule for d in decisions], pa.string()),
+        "list_id": _array([d.list_id for d in decisions], pa.string()),
+        "under_exception": _array([d.under_exception for d in decisions], pa.bool_()),
     }
+
+
+class Numbered(NamedTuple):
+    """Decisions as the fast path logs them, in Arrow: each row names its client scope
+    and its note by number among the distinct ones, which are converted once. This is
+    what crosses to the writing process (:mod:`esafety.filtering.log_writer`); repeating
+    the values for every row (:meth:`table`) and encoding them is left to the writer."""
+
+    rows: pa.Table  #: time (float64 seconds since the epoch), scope_at, note_at (int32)
+    scopes: pa.Table  #: client, person, groups: one row a distinct scope
+    notes: pa.Table  #: name, query_type and the decision's columns: one a distinct note
+
+    def table(self) -> pa.Table:
+        scope_at, note_at = self.rows["scope_at"], self.rows["note_at"]
+        columns = {name: self.scopes[name].take(scope_at) for name in self.scopes.column_names}
+        columns.update({name: self.notes[name].take(note_at) for name in self.notes.column_names})
+        columns["time"] = _time_column(self.rows["time"])
+        return pa.table(columns, schema=SCHEMA)
 
 
 class ReadyRecords(NamedTuple):
@@ -268,36 +292,40 @@ class ReadyRecords(NamedTuple):
             notes,
         )
 
-    def table(self) -> pa.Table:
-        scopes, notes, scope_at, note_at = self.scopes, self.notes, self.scope_at, self.note_at
-        columns = _decision_columns([note[2] for note in notes], note_at)
-        columns.update(
-            time=_time_column(self.times),
-            client=_array([s.client for s in scopes], pa.string()).take(scope_at),
-            person=_array([s.person for s in scopes], pa.string()).take(scope_at),
-            groups=_groups_column([s.groups for s in scopes], scope_at),
-            name=_array([note[0] for note in notes], pa.string()).take(note_at),
-            query_type=_array([note[1] for note in notes], pa.string()).take(note_at),
+    def numbered(self) -> Numbered:
+        """The distinct scopes and notes converted to Arrow, once each."""
+        scopes, notes = self.scopes, self.notes
+        return Numbered(
+            pa.table({"time": self.times, "scope_at": self.scope_at, "note_at": self.note_at}),
+            pa.table(
+                {
+                    "client": _array([s.client for s in scopes], pa.string()),
+                    "person": _array([s.person for s in scopes], pa.string()),
+                    "groups": _array([sorted(s.groups) for s in scopes], pa.list_(pa.string())),
+                }
+            ),
+            pa.table(
+                {
+                    "name": _array([note[0] for note in notes], pa.string()),
+                    "query_type": _array([note[1] for note in notes], pa.string()),
+                    **_decision_values([note[2] for note in notes]),
+                }
+            ),
         )
-        return pa.table(columns, schema=SCHEMA)
 
-    def by_day(self) -> Iterator[tuple[int, pa.Table]]:
-        """(day number since the epoch, its rows as a table), for each day they span."""
-        table = self.table()
-        days = pc.cast(pc.floor(pc.divide(self.times, float(_DAY_SECONDS))), pa.int64())
-        bounds = pc.min_max(days).as_py()
-        if bounds["min"] == bounds["max"]:
-            yield bounds["min"], table
-            return
-        for day in pc.unique(days).to_pylist():
-            yield day, table.filter(pc.equal(days, day))
-
-    def alerting(self) -> list[LogEntry]:
-        """The rows that listeners act on (blocks in alerting categories), as entries."""
-        wanted = [n for n, note in enumerate(self.notes) if note[2].blocked and note[2].alerts_dsl]
-        if not wanted:
+    def alerting(self, numbered: Numbered) -> list[LogEntry]:
+        """The rows that listeners act on (blocks in alerting categories), as entries.
+        The notes are picked from ``numbered``'s columns: a Python loop over them cost the
+        flushing thread (and so the serving loop) milliseconds a second."""
+        notes = numbered.notes
+        categories = notes["categories"].combine_chunks()
+        in_alerting = pc.is_in(pc.list_flatten(categories), value_set=_alerting_categories())
+        alerting = pc.unique(pc.filter(pc.list_parent_indices(categories), in_alerting))
+        blocked = pc.equal(pc.take(notes["action"], alerting), str(Action.BLOCK))
+        wanted = pc.cast(pc.filter(alerting, blocked), pa.int32())
+        if len(wanted) == 0:
             return []
-        rows = pc.indices_nonzero(pc.is_in(self.note_at, pa.array(wanted, pa.int32())))
+        rows = pc.indices_nonzero(pc.is_in(self.note_at, wanted))
         entries = []
         for row in rows.to_pylist():
             scope = self.scopes[self.scope_at[row].as_py()]
@@ -307,6 +335,62 @@ class ReadyRecords(NamedTuple):
                 LogEntry(when, scope.client, scope.person, name, kind, decision, scope.groups)
             )
         return entries
+
+
+def _by_day(table: pa.Table) -> Iterator[tuple[int, pa.Table]]:
+    """(day number since the epoch, its rows), for each day the table's rows span."""
+    micros = pc.cast(table["time"], pa.int64()).cast(pa.float64())
+    days = pc.cast(pc.floor(pc.divide(micros, _DAY_SECONDS * 1e6)), pa.int64())
+    bounds = pc.min_max(days).as_py()
+    if bounds["min"] == bounds["max"]:
+        yield bounds["min"], table
+        return
+    for day in sorted(pc.unique(days).to_pylist()):
+        yield day, table.filter(pc.equal(days, day))
+
+
+class FileWriter:
+    """Writes each flush as one small closed file a day it spans, in this process."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._sequence = 0
+
+    def write(self, parts: Sequence[pa.Table | Numbered]) -> tuple[int, int, int]:
+        """(decisions written, files written, decisions lost to a failed write)."""
+        tables = [part.table() if isinstance(part, Numbered) else part for part in parts]
+        table = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+        written = files = lost = 0
+        if table.num_rows == 0:
+            return written, files, lost
+        stamp, pid = _utc_stamp(clock.time()), os.getpid()
+        for day_number, day_table in _by_day(table):
+            self._sequence += 1
+            day = _EPOCH + timedelta(days=day_number)
+            final = _day_dir(self.root, day) / f"part-{stamp}-{pid}-{self._sequence}.parquet"
+            try:
+                _write_closed(day_table, final)
+            except Exception:  # disk full, permissions: count the loss, keep serving
+                lost += day_table.num_rows
+                log.exception(
+                    "could not write %d logged decisions to %s", day_table.num_rows, final
+                )
+                continue
+            written += day_table.num_rows
+            files += 1
+        return written, files, lost
+
+    def close(self) -> None:
+        """Nothing is kept open between flushes."""
+
+
+class Writer(Protocol):
+    """Where flushed decisions go: :class:`FileWriter`, or the writing process
+    (:class:`esafety.filtering.log_writer.WriterProcess`)."""
+
+    def write(self, parts: Sequence[pa.Table | Numbered]) -> tuple[int, int, int]: ...
+
+    def close(self) -> None: ...
 
 
 #: Called with each flushed batch, in the flushing thread (see the module text).
@@ -329,6 +413,7 @@ class DecisionLog:
         ready_capacity: int = DEFAULT_READY_CAPACITY,
         interval: float = DEFAULT_INTERVAL,
         on_flush: FlushListener | None = None,
+        separate_writer: bool = False,
     ) -> None:
         if capacity < 1 or ready_capacity < 1 or interval <= 0:
             raise ValueError("capacities must be at least 1 and interval above 0")
@@ -351,7 +436,11 @@ class DecisionLog:
         self.written = 0
         self.files = 0
         self._reported_dropped = 0
-        self._sequence = 0
+        self._writer: Writer = FileWriter(self.root)
+        if separate_writer:
+            from esafety.filtering.log_writer import WriterProcess
+
+            self._writer = WriterProcess(self.root)
         self._flushing = threading.Lock()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -424,36 +513,18 @@ class DecisionLog:
             queue = self._queue
             batch = [queue.popleft() for _ in range(len(queue))]
             taken = self.ready_buffer.take() if self.ready_buffer is not None else None
-            ready = ReadyRecords.taken(taken) if taken is not None else None
-            tables: dict[int, list[pa.Table]] = {}
-            if batch:
-                by_day: dict[int, list[LogEntry]] = {}
-                for entry in batch:
-                    by_day.setdefault(int(entry.time // _DAY_SECONDS), []).append(entry)
-                for day_number, entries in by_day.items():
-                    tables.setdefault(day_number, []).append(_table(entries))
-            if ready is not None:
-                for day_number, table in ready.by_day():
-                    tables.setdefault(day_number, []).append(table)
-                batch.extend(ready.alerting())
+            parts: list[pa.Table | Numbered] = [_table(batch)] if batch else []
+            if taken is not None:
+                ready = ReadyRecords.taken(taken)
+                numbered = ready.numbered()
+                parts.append(numbered)
+                batch.extend(ready.alerting(numbered))
             written = 0
-            stamp, pid = _utc_stamp(clock.time()), os.getpid()
-            for day_number, parts in sorted(tables.items()):
-                table = parts[0] if len(parts) == 1 else pa.concat_tables(parts)
-                self._sequence += 1
-                day = _EPOCH + timedelta(days=day_number)
-                final = _day_dir(self.root, day) / f"part-{stamp}-{pid}-{self._sequence}.parquet"
-                try:
-                    _write_closed(table, final)
-                except Exception:  # disk full, permissions: count the loss, keep serving
-                    self._dropped += table.num_rows
-                    log.exception(
-                        "could not write %d logged decisions to %s", table.num_rows, final
-                    )
-                    continue
-                written += table.num_rows
-                self.files += 1
-            self.written += written
+            if parts:
+                written, files, lost = self._writer.write(parts)
+                self.written += written
+                self.files += files
+                self._dropped += lost
             self._report_drops()
             return batch, written
 
@@ -495,6 +566,7 @@ class DecisionLog:
             thread.join()
         if flush:
             self.flush()
+        self._writer.close()
 
     def __enter__(self) -> DecisionLog:
         self.start()

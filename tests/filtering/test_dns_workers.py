@@ -263,10 +263,18 @@ def test_workers_die_with_their_parent(tmp_path: Path) -> None:
         children = _children(parent.pid)
         workers = [pid for pid in children if "dns_workers" in _command_line(pid)]
         assert len(workers) == 2, children
+
+        def writers() -> list[int]:  # each worker's decision log writes in a process
+            grandchildren = [pid for worker in workers for pid in _children(worker)]
+            return [pid for pid in grandchildren if "log_writer" in _command_line(pid)]
+
+        # Asked from a new port each time, so both workers answer (and log) sooner or later.
+        _wait_until(lambda: answering() and len(writers()) == 2, "both workers logging")
+        everyone = workers + writers()
     finally:
         parent.kill()
         parent.wait()
-    _wait_until(lambda: not any(_alive(pid) for pid in workers), "the workers' exit", 30)
+    _wait_until(lambda: not any(_alive(pid) for pid in everyone), "the workers' exit", 30)
 
 
 def _children(pid: int) -> list[int]:
