@@ -32,13 +32,17 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+import pyarrow.parquet as pq
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from esafety.filtering.log import visible_files  # noqa: E402 - after the path is set
 
 BLOCK_IP = "192.0.2.250"
 UPSTREAM_IP = "192.0.2.1"
@@ -179,6 +183,8 @@ class Server:
         self.label = label
         self.port = port
         self.log = log
+        #: Decisions in esafety's decision log so far (None for the references: no log).
+        self.logged: Callable[[], int] | None = None
         out = open(log, "wb") if log is not None else subprocess.DEVNULL  # noqa: SIM115
         self.process = subprocess.Popen(
             ["taskset", "-c", cores, *command],
@@ -336,7 +342,15 @@ def esafety(work: Path, data: Path, upstream_port: int, workers: int, cores: str
     command = [binary, "serve", "--port", str(web), "--dns-port", str(port),
                "--dns-workers", str(workers)]  # fmt: skip
     label = "esafety" if workers == 1 else f"esafety ({workers} workers)"
-    return Server(label, command, port, cores=cores, env=env, log=work / f"esafety-{workers}.log")
+    server = Server(label, command, port, cores=cores, env=env, log=work / f"esafety-{workers}.log")
+    server.logged = lambda: logged_decisions(data)
+    return server
+
+
+def logged_decisions(data: Path) -> int:
+    """Rows in the decision log's files: every answer must be there (issue 4 §8), so a run
+    at full speed that outran the log would show here, not pass as faster."""
+    return sum(pq.ParquetFile(path).metadata.num_rows for path in visible_files(data))
 
 
 # -- dnsperf ------------------------------------------------------------------------------
@@ -350,6 +364,14 @@ class Run:
     cpu: float  # server CPU seconds over the run
     max_latency: float
     p99: float | None = None
+    logged: int | None = None  # decisions the server logged over the run
+
+    @property
+    def logged_text(self) -> str:
+        if self.logged is None:
+            return ""
+        share = self.logged / self.completed * 100 if self.completed else 0.0
+        return f"; decision log kept {self.logged:,} ({share:.1f} %)"
 
     @property
     def cpu_per_query(self) -> float:
@@ -370,7 +392,9 @@ def dnsperf(server: Server, queries: Path, seconds: float, *, rate: int | None =
         command += ["-Q", str(rate)]
     if latencies is not None:
         command += ["-v"]
-    before = cpu_seconds(server.pid)
+    # Settled first: what the warm-up or the last run put off is not this run's work.
+    before = settled_cpu_seconds(server.pid)
+    logged_before = server.logged() if server.logged is not None else 0
     with open(latencies, "wb") if latencies else contextlib.nullcontext() as out:
         result = subprocess.run(
             command, stdout=out if latencies else subprocess.PIPE, stderr=subprocess.PIPE,
@@ -391,6 +415,8 @@ def dnsperf(server: Server, queries: Path, seconds: float, *, rate: int | None =
     )
     if latencies is not None:
         run.p99 = _p99(latencies)
+    if server.logged is not None:
+        run.logged = server.logged() - logged_before
     return run
 
 
@@ -430,7 +456,8 @@ def measure(server: Server, files: dict[str, Path], seconds: float) -> dict[str,
         results[case] = dnsperf(server, files[case], seconds)
         run = results[case]
         print(f"  {server.label:<22} {CASE_NAMES[case]:<15} {run.qps:>9,.0f} q/s  "
-              f"{run.cpu_per_query * 1e6:6.1f} µs CPU/answer  lost {run.lost}", flush=True)  # fmt: skip
+              f"{run.cpu_per_query * 1e6:6.1f} µs CPU/answer  lost {run.lost}{run.logged_text}",
+              flush=True)  # fmt: skip
     return results
 
 
@@ -559,7 +586,7 @@ def soak_line(label: str, run: Run, seconds: float) -> str:
     p99 = run.p99 * 1000 if run.p99 is not None else float("nan")
     return (f"  {label:<10} {seconds:.0f} s: {run.completed:,} answered, {run.lost} lost; "
             f"p99 latency {p99:.2f} ms, max {run.max_latency * 1000:.1f} ms; "
-            f"{run.cpu_per_query * 1e6:.1f} µs CPU/answer")  # fmt: skip
+            f"{run.cpu_per_query * 1e6:.1f} µs CPU/answer{run.logged_text}")  # fmt: skip
 
 
 def _reload_under_load(server: Server, files: dict[str, Path], rate: int,

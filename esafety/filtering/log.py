@@ -8,6 +8,11 @@ writes it as one small, closed file a day partition::
 
     DATA/logs/decisions/date=YYYY-MM-DD/part-<utc time>-<pid>-<n>.parquet
 
+The DNS filter's log (``separate_writer=True``) has the thread convert only each distinct
+value and hand the rest, repeating values for every row and encoding them, to a process
+of its own that runs in idle time (:mod:`esafety.filtering.log_writer`): in the thread,
+that work put answers milliseconds late.
+
 Each file is written under a dot-name ending in ``.tmp``, fsynced and then renamed, so a
 reader never sees half a file and a crash loses at most the batch not yet written (a
 Parquet file whose writer dies unclosed has no footer and is unreadable: hence many
@@ -380,6 +385,9 @@ class FileWriter:
             files += 1
         return written, files, lost
 
+    def start(self) -> None:
+        """Nothing to start."""
+
     def close(self) -> None:
         """Nothing is kept open between flushes."""
 
@@ -387,6 +395,8 @@ class FileWriter:
 class Writer(Protocol):
     """Where flushed decisions go: :class:`FileWriter`, or the writing process
     (:class:`esafety.filtering.log_writer.WriterProcess`)."""
+
+    def start(self) -> None: ...
 
     def write(self, parts: Sequence[pa.Table | Numbered]) -> tuple[int, int, int]: ...
 
@@ -544,6 +554,7 @@ class DecisionLog:
         if self._thread is not None:
             return
         self._stopping.clear()
+        self._writer.start()
         self._thread = threading.Thread(target=self._run, name="esafety-decision-log", daemon=True)
         self._thread.start()
 

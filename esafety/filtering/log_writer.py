@@ -1,20 +1,21 @@
-"""The decision log's writing process: Parquet encoding off the DNS filter's core time.
+"""The decision log's writing process: Parquet encoding off the DNS filter's interpreter.
 
 Encoding a second's decisions as Parquet (repeating each distinct value for every row,
 dictionary-encoding and compressing them, fsync) takes a DNS worker about a tenth of its
-core at 80 % load. In the worker's own flushing thread, even at niceness 10, that work
-took the core from the serving loop often enough to put answers milliseconds late: p99
-1.8 ms against 0.4 ms with the writing left out (issue 4 "Figures", p99 under 2 ms).
+core at 80 % load. In the worker's own flushing thread that work, with the interpreter
+lock it takes between the pyarrow calls, put answers milliseconds late: p99 1.8 ms
+against 0.4 ms with the writing left out (issue 4 "Figures", p99 under 2 ms).
 
 So a worker's :class:`~esafety.filtering.log.DecisionLog` hands each flush to this
-process, which runs at ``SCHED_IDLE``: Linux gives it the core only when nothing else of
-normal priority wants it, and takes it back the moment a question wakes the serving
-loop. A thread could not run like that safely: one holding the interpreter lock when
-another program took the core would stop the loop with it. This process has its own.
+process, which has an interpreter of its own and runs at niceness 10
+(:func:`esafety.filtering.priority.yield_to_serving`): the serving loop, on the shortest
+time slice, takes the core back from it the moment a question arrives, and at full load
+it still gets about a tenth of the core, so every answer is logged. (In idle time,
+``SCHED_IDLE``, it would get almost nothing at full load, and decisions would be lost.)
 The flushing thread sends the distinct values once and each row's numbers
 (:class:`~esafety.filtering.log.Numbered`, Arrow IPC over a pipe) and waits for the
-reply, holding nothing the serving loop needs; while the writer waits for idle time,
-decisions gather in the log's buffers, bounded and counted as ever.
+reply, holding nothing the serving loop needs; meanwhile decisions gather in the log's
+buffers, bounded and counted as ever.
 
 The protocol, on the child's stdin: frames of a kind octet, a table count (uint32) and
 that many Arrow IPC streams, each after its length (uint64): ``T`` one finished table,
@@ -28,7 +29,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import struct
 import subprocess
 import sys
@@ -39,6 +39,7 @@ from typing import IO
 import pyarrow as pa
 
 from esafety.filtering.log import FileWriter, Numbered
+from esafety.filtering.priority import yield_to_serving
 
 __all__ = ["WriterProcess", "main"]
 
@@ -84,6 +85,12 @@ class WriterProcess:
     @property
     def pid(self) -> int | None:
         return self.process.pid if self.process is not None else None
+
+    def start(self) -> None:
+        """Start the process now, from the serving thread: it takes its niceness from the
+        thread that starts it (one started again by the flushing thread, already at
+        niceness 10, ends at 19 and gets less of a busy core)."""
+        self._started()
 
     def _started(self) -> subprocess.Popen[bytes]:
         process = self.process
@@ -146,17 +153,10 @@ class WriterProcess:
 # -- the writing process ------------------------------------------------------------------
 
 
-def _run_in_idle_time() -> None:
-    """SCHED_IDLE for this process and the threads it starts (pyarrow's pool): the core
-    only when nothing of normal priority wants it. Needs no privileges."""
-    with contextlib.suppress(OSError, AttributeError):
-        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-
-
 def main(argv: list[str]) -> int:
     """``python -m esafety.filtering.log_writer ROOT``: write flushes until input ends."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s decision-log: %(message)s")
-    _run_in_idle_time()
+    yield_to_serving()  # this process's threads (pyarrow's pool too) inherit it
     source, answers = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # stdout carries answers only
     writer = FileWriter(Path(argv[0]))

@@ -186,6 +186,9 @@ def test_a_worker_answers_on_the_shortest_slice_and_its_other_threads_give_way(
     assert all(s > SERVING_SLICE_NS for s in background().values()), (
         "a background thread's slice must be longer than the serving thread's to be cut short"
     )
+    [writer] = [pid for pid in _children(pid) if "log_writer" in _command_line(pid)]
+    # Not 19 (see log_writer); set once it has started.
+    _wait_until(lambda: _slice_and_niceness(writer, str(writer))[1] == niceness + 10, "nice 10")
 
 
 def test_every_worker_logs_its_decisions(
