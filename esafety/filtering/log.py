@@ -9,9 +9,9 @@ writes it as one small, closed file a day partition::
     DATA/logs/decisions/date=YYYY-MM-DD/part-<utc time>-<pid>-<n>.parquet
 
 The DNS filter's log (``separate_writer=True``) has the thread convert only each distinct
-value and hand the rest, repeating values for every row and encoding them, to a process
-of its own that runs in idle time (:mod:`esafety.filtering.log_writer`): in the thread,
-that work put answers milliseconds late.
+value and hand the rest, repeating values for every row and encoding them, to writing
+processes of its own (:mod:`esafety.filtering.log_writer`): in the thread, that work put
+answers milliseconds late.
 
 Each file is written under a dot-name ending in ``.tmp``, fsynced and then renamed, so a
 reader never sees half a file and a crash loses at most the batch not yet written (a
@@ -388,19 +388,20 @@ class FileWriter:
     def start(self) -> None:
         """Nothing to start."""
 
-    def close(self) -> None:
-        """Nothing is kept open between flushes."""
+    def close(self) -> tuple[int, int, int]:
+        """Nothing is kept open between flushes, nor owed."""
+        return 0, 0, 0
 
 
 class Writer(Protocol):
     """Where flushed decisions go: :class:`FileWriter`, or the writing process
-    (:class:`esafety.filtering.log_writer.WriterProcess`)."""
+    (:class:`esafety.filtering.log_writer.WritingProcesses`)."""
 
     def start(self) -> None: ...
 
     def write(self, parts: Sequence[pa.Table | Numbered]) -> tuple[int, int, int]: ...
 
-    def close(self) -> None: ...
+    def close(self) -> tuple[int, int, int]: ...
 
 
 #: Called with each flushed batch, in the flushing thread (see the module text).
@@ -448,9 +449,9 @@ class DecisionLog:
         self._reported_dropped = 0
         self._writer: Writer = FileWriter(self.root)
         if separate_writer:
-            from esafety.filtering.log_writer import WriterProcess
+            from esafety.filtering.log_writer import WritingProcesses
 
-            self._writer = WriterProcess(self.root)
+            self._writer = WritingProcesses(self.root)
         self._flushing = threading.Lock()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -531,12 +532,17 @@ class DecisionLog:
                 batch.extend(ready.alerting(numbered))
             written = 0
             if parts:
-                written, files, lost = self._writer.write(parts)
-                self.written += written
-                self.files += files
-                self._dropped += lost
+                written = self._count(self._writer.write(parts))
             self._report_drops()
             return batch, written
+
+    def _count(self, counts: tuple[int, int, int]) -> int:
+        """Add a writer's (written, files, lost); returns those written."""
+        written, files, lost = counts
+        self.written += written
+        self.files += files
+        self._dropped += lost
+        return written
 
     def _report_drops(self) -> None:
         dropped = self.dropped
@@ -577,7 +583,8 @@ class DecisionLog:
             thread.join()
         if flush:
             self.flush()
-        self._writer.close()
+        with self._flushing:  # what the writing processes still owed an answer for
+            self._count(self._writer.close())
 
     def __enter__(self) -> DecisionLog:
         self.start()

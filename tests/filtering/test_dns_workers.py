@@ -153,6 +153,10 @@ def test_a_worker_that_dies_is_started_again(workers: Running) -> None:
     assert pool.restarts == 1
 
 
+def _policy(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[38])
+
+
 def _slice_and_niceness(pid: int, thread: str) -> tuple[int, int]:
     """A thread's time slice (ns) and niceness, from /proc."""
     sched = Path(f"/proc/{pid}/task/{thread}/sched").read_text()
@@ -186,9 +190,13 @@ def test_a_worker_answers_on_the_shortest_slice_and_its_other_threads_give_way(
     assert all(s > SERVING_SLICE_NS for s in background().values()), (
         "a background thread's slice must be longer than the serving thread's to be cut short"
     )
-    [writer] = [pid for pid in _children(pid) if "log_writer" in _command_line(pid)]
-    # Not 19 (see log_writer); set once it has started.
-    _wait_until(lambda: _slice_and_niceness(writer, str(writer))[1] == niceness + 10, "nice 10")
+    # The log's writing processes (esafety.filtering.log_writer): one in idle time, the
+    # other at niceness 10 (not 19); each sets its own as it starts.
+    writers = [child for child in _children(pid) if "log_writer" in _command_line(child)]
+    [idle] = [child for child in writers if "--idle" in _command_line(child)]
+    [busy] = [child for child in writers if child != idle]
+    _wait_until(lambda: _slice_and_niceness(busy, str(busy))[1] == niceness + 10, "nice 10")
+    _wait_until(lambda: _policy(idle) == 5, "SCHED_IDLE")
 
 
 def test_every_worker_logs_its_decisions(
@@ -267,13 +275,11 @@ def test_workers_die_with_their_parent(tmp_path: Path) -> None:
         workers = [pid for pid in children if "dns_workers" in _command_line(pid)]
         assert len(workers) == 2, children
 
-        def writers() -> list[int]:  # each worker's decision log writes in a process
-            grandchildren = [pid for worker in workers for pid in _children(worker)]
-            return [pid for pid in grandchildren if "log_writer" in _command_line(pid)]
-
-        # Asked from a new port each time, so both workers answer (and log) sooner or later.
-        _wait_until(lambda: answering() and len(writers()) == 2, "both workers logging")
-        everyone = workers + writers()
+        # Each worker's decision log writes in two processes of its own (log_writer).
+        grandchildren = [pid for worker in workers for pid in _children(worker)]
+        writers = [pid for pid in grandchildren if "log_writer" in _command_line(pid)]
+        assert len(writers) == 4, grandchildren
+        everyone = workers + writers
     finally:
         parent.kill()
         parent.wait()

@@ -1,6 +1,6 @@
 """The decision log's writing process (esafety.filtering.log_writer): a real child process.
 
-It writes what the log flushes, gives way to the serving loop (niceness 10), is started again when it dies (every
+It writes what the log flushes in idle time, or when there is none at niceness 10, is started again when it dies (every
 decision written or counted as lost, none silently), and never outlives its log.
 """
 
@@ -20,6 +20,17 @@ from tests.filtering.test_log import GAMBLING, NOON, entry, parquet_files
 REPO = Path(__file__).resolve().parents[2]
 
 
+_SCHED_IDLE = 5
+
+
+def _policy(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[38])
+
+
+def _niceness(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+
+
 def _alive(pid: int) -> bool:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
@@ -35,7 +46,7 @@ def _wait_for_exit(pid: int, seconds: float = 30) -> None:
         time.sleep(0.05)
 
 
-def test_flushes_are_written_by_a_process_that_gives_way(tmp_path: Path) -> None:
+def test_flushes_are_written_by_a_process_in_idle_time(tmp_path: Path) -> None:
     decisions = DecisionLog(tmp_path, separate_writer=True)
     for n in range(2500):
         decisions.record(entry(f"site{n}.example", at=NOON + n, person=f"p{n % 7}"))
@@ -45,14 +56,46 @@ def test_flushes_are_written_by_a_process_that_gives_way(tmp_path: Path) -> None
     writer = decisions._writer.pid  # type: ignore[attr-defined]
     assert writer is not None and writer != os.getpid()
     assert {p.name.split("-")[2] for p in parquet_files(tmp_path)} == {str(writer)}
-    stat = Path(f"/proc/{writer}/stat").read_text().rsplit(")", 1)[1].split()
-    assert int(stat[16]) == os.getpriority(os.PRIO_PROCESS, 0) + 10  # niceness 10 below ours
+    assert _policy(writer) == _SCHED_IDLE
 
     decisions.record(entry("last.example", at=NOON + 3))
     decisions.stop()  # the last batch goes through the process too, which then ends
     _wait_for_exit(writer)
     names = {row.name for row in query(tmp_path, limit=5000)}
     assert len(names) == 2502 and {"bet.example", "last.example"} <= names
+
+
+def test_when_the_idle_time_writer_gets_no_core_the_other_one_writes(tmp_path: Path) -> None:
+    """At the loop's maximum rate there is no idle time: a stopped process stands for the
+    idle-time writer getting no core. Nothing waits for it for long, nothing is lost."""
+    decisions = DecisionLog(tmp_path, separate_writer=True)
+    decisions.start()  # both writers, from this (the serving) thread
+    writers = decisions._writer  # type: ignore[attr-defined]
+    idle, busy = writers.idle.pid, writers.busy.pid
+    niceness = os.getpriority(os.PRIO_PROCESS, 0) + 10
+    deadline = time.monotonic() + 30  # each sets its own as it starts
+    while (_policy(idle), _niceness(busy)) != (_SCHED_IDLE, niceness):
+        assert time.monotonic() < deadline, "the writers did not take their priorities"
+        time.sleep(0.05)
+    assert _policy(busy) == 0  # SCHED_OTHER
+    os.kill(idle, signal.SIGSTOP)
+    try:
+        decisions.record(entry("first.example"))
+        assert decisions.flush() == 0  # given up waiting after PATIENCE: still owed
+        decisions.record(entry("second.example"))
+        assert decisions.flush() == 1  # written by the niceness-10 writer
+        assert {row.name for row in query(tmp_path)} == {"second.example"}
+    finally:
+        os.kill(idle, signal.SIGCONT)
+    decisions.record(entry("third.example"))
+    decisions.stop()
+    assert {row.name for row in query(tmp_path)} == {
+        "first.example",
+        "second.example",
+        "third.example",
+    }
+    assert decisions.written == 3 and decisions.dropped == 0
+    assert writers.restarts == 0
 
 
 def test_a_writer_that_dies_is_started_again_and_nothing_is_lost_silently(
