@@ -15,12 +15,19 @@ import time
 from pathlib import Path
 
 from esafety.filtering.log import DecisionLog, query
+from esafety.filtering.log_writer import WritingProcesses
 from tests.filtering.test_log import GAMBLING, NOON, entry, parquet_files
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 _SCHED_IDLE = 5
+
+
+def _writers(decisions: DecisionLog) -> WritingProcesses:
+    writers = decisions._writer
+    assert isinstance(writers, WritingProcesses)
+    return writers
 
 
 def _policy(pid: int) -> int:
@@ -53,7 +60,7 @@ def test_flushes_are_written_by_a_process_in_idle_time(tmp_path: Path) -> None:
     decisions.record(entry("bet.example", GAMBLING, at=NOON + 86_400))  # the next day
     assert decisions.flush() == 2501
     assert decisions.files == 2  # one file a day
-    writer = decisions._writer.pid  # type: ignore[attr-defined]
+    writer = _writers(decisions).idle.pid
     assert writer is not None and writer != os.getpid()
     assert {p.name.split("-")[2] for p in parquet_files(tmp_path)} == {str(writer)}
     assert _policy(writer) == _SCHED_IDLE
@@ -70,8 +77,9 @@ def test_when_the_idle_time_writer_gets_no_core_the_other_one_writes(tmp_path: P
     idle-time writer getting no core. Nothing waits for it for long, nothing is lost."""
     decisions = DecisionLog(tmp_path, separate_writer=True)
     decisions.start()  # both writers, from this (the serving) thread
-    writers = decisions._writer  # type: ignore[attr-defined]
+    writers = _writers(decisions)
     idle, busy = writers.idle.pid, writers.busy.pid
+    assert idle is not None and busy is not None
     niceness = os.getpriority(os.PRIO_PROCESS, 0) + 10
     deadline = time.monotonic() + 30  # each sets its own as it starts
     while (_policy(idle), _niceness(busy)) != (_SCHED_IDLE, niceness):
@@ -104,7 +112,7 @@ def test_a_writer_that_dies_is_started_again_and_nothing_is_lost_silently(
     decisions = DecisionLog(tmp_path, separate_writer=True)
     decisions.record(entry("first.example"))
     assert decisions.flush() == 1
-    first = decisions._writer.pid  # type: ignore[attr-defined]
+    first = _writers(decisions).idle.pid
     assert first is not None
     os.kill(first, signal.SIGKILL)
     asked = 1
@@ -114,7 +122,7 @@ def test_a_writer_that_dies_is_started_again_and_nothing_is_lost_silently(
         asked += 10
         decisions.flush()
     decisions.stop()
-    assert decisions._writer.restarts == 1  # type: ignore[attr-defined]
+    assert _writers(decisions).restarts == 1
     written = len(query(tmp_path, limit=100))
     assert written >= 21  # the two flushes after the restart at least
     assert written + decisions.dropped == asked == decisions.written + decisions.dropped
@@ -144,7 +152,7 @@ def test_the_writer_ends_when_the_process_that_logs_dies(tmp_path: Path) -> None
         decisions = DecisionLog(Path({str(tmp_path)!r}), separate_writer=True)
         decisions.record(entry())
         decisions.flush()
-        print(decisions._writer.pid, flush=True)
+        print(decisions._writer.idle.pid, flush=True)
         os.kill(os.getpid(), 9)
         """
     )
