@@ -4,9 +4,10 @@ Each server gets the same 1,000,000-domain blocklist and the same local upstream
 dnsmasq on loopback answering A for every name), is pinned to core 0 with ``taskset``
 while dnsperf runs on core 1, and is measured on blocked names, cached allowed names and
 a 50/50 mix: queries per second, and the server's CPU time per answered query (utime +
-stime from /proc over the run, worker processes included). esafety runs as ``esafety
-serve`` does, with a pupil signed in at 127.0.0.1 (per-person policy) and the decision
-log on. Then, for esafety: p99 latency and lost queries over ``--soak-seconds`` at 80 %
+stime from /proc over the run, worker and log-writing processes included). esafety runs
+as ``esafety serve`` does, with a pupil signed in at 127.0.0.1 (per-person policy) and
+the decision log on; each of its runs also says how many answers the log kept (all of
+them, or the run was faster than it could log). Then, for esafety: p99 latency and lost queries over ``--soak-seconds`` at 80 %
 of its own maximum, a reload of the list under that load (failed queries and the longest
 wait), memory, and a run on both cores with two worker processes, for information.
 

@@ -1,4 +1,4 @@
-"""The decision log's writing process: Parquet encoding off the DNS filter's interpreter.
+"""The decision log's writing processes: Parquet encoding off the DNS filter's interpreter.
 
 Encoding a second's decisions as Parquet (repeating each distinct value for every row,
 dictionary-encoding and compressing them, fsync) takes a DNS worker about a tenth of its

@@ -1,7 +1,8 @@
-"""The decision log's writing process (esafety.filtering.log_writer): a real child process.
+"""The decision log's writing processes (esafety.filtering.log_writer): real child processes.
 
-It writes what the log flushes in idle time, or when there is none at niceness 10, is started again when it dies (every
-decision written or counted as lost, none silently), and never outlives its log.
+They write what the log flushes, in idle time or, when there is none, at niceness 10;
+a writer that dies is started again (every decision written or counted as lost, none
+silently); and none outlives its log.
 """
 
 from __future__ import annotations
