@@ -275,11 +275,13 @@ def test_workers_die_with_their_parent(tmp_path: Path) -> None:
         workers = [pid for pid in children if "dns_workers" in _command_line(pid)]
         assert len(workers) == 2, children
 
-        # Each worker's decision log writes in two processes of its own (log_writer).
-        grandchildren = [pid for worker in workers for pid in _children(worker)]
-        writers = [pid for pid in grandchildren if "log_writer" in _command_line(pid)]
-        assert len(writers) == 4, grandchildren
-        everyone = workers + writers
+        def writers() -> list[int]:  # each worker's log writes in two processes (log_writer)
+            grandchildren = [pid for worker in workers for pid in _children(worker)]
+            return [pid for pid in grandchildren if "log_writer" in _command_line(pid)]
+
+        # One worker answering does not mean the other has started its writers yet.
+        _wait_until(lambda: len(writers()) == 4, "both workers' log writers")
+        everyone = workers + writers()
     finally:
         parent.kill()
         parent.wait()
