@@ -46,14 +46,7 @@ from tests.filtering.test_dns_service import (
     upstream,  # noqa: F401 - a fixture
 )
 from tests.pg import free_port
-
-
-def _alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+from tests.processes import alive
 
 
 def _wait_until(check, what: str, seconds: float = 60.0) -> None:
@@ -77,7 +70,7 @@ def workers(inst: Installation, school: int, upstream: FakeUpstream) -> Iterator
         pids = started.service.pids
         started.stop()
         for pid in pids:  # close() waits for them: none is left behind
-            assert not _alive(pid), f"DNS worker {pid} outlived DnsService.close()"
+            assert not alive(pid), f"DNS worker {pid} outlived DnsService.close()"
 
 
 def _ask_from_every_port(running: Running, name: str, client: str) -> set[tuple[str, str]]:
@@ -136,7 +129,7 @@ def test_garbage_never_stops_a_worker(workers: Running) -> None:
         sock.sendto(struct.pack("!HHHHHH", 1, 0x8100, 1, 0, 0, 0), ("127.0.0.1", workers.port))
     assert _ask_from_every_port(workers, "www.badsite.example", KS2) == {("A", BLOCK_V4)}
     assert workers.service.pids == pids
-    assert all(_alive(pid) for pid in pids)
+    assert all(alive(pid) for pid in pids)
 
 
 def test_a_worker_that_dies_is_started_again(workers: Running) -> None:
@@ -285,7 +278,7 @@ def test_workers_die_with_their_parent(tmp_path: Path) -> None:
     finally:
         parent.kill()
         parent.wait()
-    _wait_until(lambda: not any(_alive(pid) for pid in everyone), "the workers' exit", 30)
+    _wait_until(lambda: not any(alive(pid) for pid in everyone), "the workers' exit", 30)
 
 
 def _children(pid: int) -> list[int]:

@@ -18,6 +18,7 @@ from pathlib import Path
 from esafety.filtering.log import DecisionLog, query
 from esafety.filtering.log_writer import WritingProcesses
 from tests.filtering.test_log import GAMBLING, NOON, entry, parquet_files
+from tests.processes import alive
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -39,17 +40,9 @@ def _niceness(pid: int) -> int:
     return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
 
 
-def _alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
 def _wait_for_exit(pid: int, seconds: float = 30) -> None:
     deadline = time.monotonic() + seconds  # a bound on waiting, not a timing assertion
-    while _alive(pid):
+    while alive(pid):
         assert time.monotonic() < deadline, f"the writing process {pid} did not end"
         time.sleep(0.05)
 
