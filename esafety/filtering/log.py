@@ -342,6 +342,10 @@ class ReadyRecords(NamedTuple):
         return entries
 
 
+#: What a writer did with a flush: decisions written, files written, decisions lost.
+Counts = tuple[int, int, int]
+
+
 def _by_day(table: pa.Table) -> Iterator[tuple[int, pa.Table]]:
     """(day number since the epoch, its rows), for each day the table's rows span."""
     micros = pc.cast(table["time"], pa.int64()).cast(pa.float64())
@@ -361,7 +365,7 @@ class FileWriter:
         self.root = root
         self._sequence = 0
 
-    def write(self, parts: Sequence[pa.Table | Numbered]) -> tuple[int, int, int]:
+    def write(self, parts: Sequence[pa.Table | Numbered]) -> Counts:
         """(decisions written, files written, decisions lost to a failed write)."""
         tables = [part.table() if isinstance(part, Numbered) else part for part in parts]
         table = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
@@ -388,7 +392,7 @@ class FileWriter:
     def start(self) -> None:
         """Nothing to start."""
 
-    def close(self) -> tuple[int, int, int]:
+    def close(self) -> Counts:
         """Nothing is kept open between flushes, nor owed."""
         return 0, 0, 0
 
@@ -399,9 +403,9 @@ class Writer(Protocol):
 
     def start(self) -> None: ...
 
-    def write(self, parts: Sequence[pa.Table | Numbered]) -> tuple[int, int, int]: ...
+    def write(self, parts: Sequence[pa.Table | Numbered]) -> Counts: ...
 
-    def close(self) -> tuple[int, int, int]: ...
+    def close(self) -> Counts: ...
 
 
 #: Called with each flushed batch, in the flushing thread (see the module text).
@@ -536,7 +540,7 @@ class DecisionLog:
             self._report_drops()
             return batch, written
 
-    def _count(self, counts: tuple[int, int, int]) -> int:
+    def _count(self, counts: Counts) -> int:
         """Add a writer's (written, files, lost); returns those written."""
         written, files, lost = counts
         self.written += written

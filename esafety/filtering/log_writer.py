@@ -43,7 +43,7 @@ from typing import IO
 
 import pyarrow as pa
 
-from esafety.filtering.log import FileWriter, Numbered
+from esafety.filtering.log import Counts, FileWriter, Numbered
 from esafety.filtering.priority import yield_to_serving
 
 __all__ = ["PATIENCE", "WriterProcess", "WritingProcesses", "main"]
@@ -80,7 +80,6 @@ def _read_table(source: IO[bytes]) -> pa.Table:
     return pa.ipc.open_stream(_read_exactly(source, size)).read_all()
 
 
-Counts = tuple[int, int, int]
 _NOTHING: Counts = (0, 0, 0)
 
 
@@ -207,10 +206,6 @@ class WritingProcesses:
     def __init__(self, root: Path) -> None:
         self.idle = WriterProcess(root, idle=True)
         self.busy = WriterProcess(root, idle=False)
-
-    @property
-    def pid(self) -> int | None:
-        return self.idle.pid
 
     @property
     def restarts(self) -> int:
